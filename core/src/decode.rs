@@ -1,0 +1,550 @@
+//! The streaming, resumable decoder.
+//!
+//! Input arrives as a contiguous slice plus a read position. The decoder reads
+//! one *token* at a time (a header, together with its payload for str, bin and
+//! ext) and only advances the position past tokens it has fully applied. When
+//! the slice ends inside a token it returns [`Step::NeedMore`] with the
+//! position at that token's start: the caller keeps the unread tail, appends
+//! more bytes and calls again. Containers under construction live on the
+//! decoder's own stack, so nothing is re-read or lost between calls.
+//!
+//! The decoder never allocates from a length header: it passes the builder a
+//! capacity hint no larger than what the buffered bytes could hold.
+use crate::error::{DecodeError, LimitKind};
+use crate::limits::Limits;
+use rmp::Marker;
+
+/// Receives decoded items and builds the caller's values (Ruby objects in the
+/// gem, [`crate::Value`] in tests).
+pub trait Builder {
+    type Value;
+    /// An array under construction.
+    type Array;
+    /// A map under construction.
+    type Map;
+    type Error: From<DecodeError>;
+
+    fn nil(&mut self) -> Result<Self::Value, Self::Error>;
+    fn boolean(&mut self, v: bool) -> Result<Self::Value, Self::Error>;
+    /// Positive fixint and uint8..uint64.
+    fn uint(&mut self, v: u64) -> Result<Self::Value, Self::Error>;
+    /// Negative fixint and int8..int64 (the value may still be non-negative).
+    fn int(&mut self, v: i64) -> Result<Self::Value, Self::Error>;
+    fn float32(&mut self, v: f32) -> Result<Self::Value, Self::Error>;
+    fn float64(&mut self, v: f64) -> Result<Self::Value, Self::Error>;
+    /// `bytes` is a sub-slice of the input given to [`StreamDecoder::decode`],
+    /// so a binding may turn it into a shared view of its own source buffer.
+    fn str(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error>;
+    fn bin(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error>;
+    fn ext(&mut self, ty: i8, data: &[u8]) -> Result<Self::Value, Self::Error>;
+
+    /// A str in map-key position (bindings intern keys).
+    fn key_str(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error> {
+        self.str(bytes)
+    }
+    /// A bin in map-key position.
+    fn key_bin(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error> {
+        self.bin(bytes)
+    }
+
+    /// `len` is the declared length; `capacity` is what may safely be reserved
+    /// (never more than the buffered bytes could hold).
+    fn array_begin(&mut self, len: u32, capacity: usize) -> Result<Self::Array, Self::Error>;
+    fn array_push(&mut self, array: &mut Self::Array, v: Self::Value) -> Result<(), Self::Error>;
+    fn array_end(&mut self, array: Self::Array) -> Result<Self::Value, Self::Error>;
+    fn map_begin(&mut self, len: u32, capacity: usize) -> Result<Self::Map, Self::Error>;
+    fn map_insert(
+        &mut self,
+        map: &mut Self::Map,
+        k: Self::Value,
+        v: Self::Value,
+    ) -> Result<(), Self::Error>;
+    fn map_end(&mut self, map: Self::Map) -> Result<Self::Value, Self::Error>;
+
+    /// Return true to handle ext `ty` outside the decoder (a "recursive" ext
+    /// whose unpacker reads the following objects itself). The decoder then
+    /// stops with [`Step::Deferred`] right after the ext header, once the
+    /// whole payload is buffered; the caller produces the value and hands it
+    /// back with [`StreamDecoder::inject`].
+    fn defer_ext(&mut self, _ty: i8) -> bool {
+        false
+    }
+}
+
+/// What one call to [`StreamDecoder::decode`] achieved.
+#[derive(Debug, PartialEq)]
+pub enum Step<V> {
+    /// A whole top-level object.
+    Done(V),
+    /// The input ended inside an object; the position is at the start of the
+    /// unfinished token, and partial containers are kept.
+    NeedMore,
+    /// An ext the builder asked to handle itself; the position is just past
+    /// its header and `len` payload bytes are buffered.
+    Deferred { ty: i8, len: u32 },
+}
+
+/// A parsed lead token. For fixed-size scalars the header holds the value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Header {
+    Nil,
+    Bool(bool),
+    Uint(u64),
+    Int(i64),
+    F32(f32),
+    F64(f64),
+    Str(u32),
+    Bin(u32),
+    Array(u32),
+    Map(u32),
+    Ext { ty: i8, len: u32 },
+}
+
+#[inline(always)]
+fn be_u16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+#[inline(always)]
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+#[inline(always)]
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// Parses the header at the start of `input`. Returns the header and its size
+/// in bytes (for str/bin/ext, excluding the payload), `Ok(None)` when `input`
+/// is too short to hold it, or `InvalidMarker` for `0xc1`.
+#[inline]
+pub fn parse_header(input: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
+    let Some(&lead) = input.first() else {
+        return Ok(None);
+    };
+    // Bytes needed after the lead byte, and how to read them.
+    let marker = Marker::from_u8(lead);
+    let need = match marker {
+        Marker::FixPos(v) => return Ok(Some((Header::Uint(v as u64), 1))),
+        Marker::FixNeg(v) => return Ok(Some((Header::Int(v as i64), 1))),
+        Marker::Null => return Ok(Some((Header::Nil, 1))),
+        Marker::True => return Ok(Some((Header::Bool(true), 1))),
+        Marker::False => return Ok(Some((Header::Bool(false), 1))),
+        Marker::FixStr(n) => return Ok(Some((Header::Str(n as u32), 1))),
+        Marker::FixArray(n) => return Ok(Some((Header::Array(n as u32), 1))),
+        Marker::FixMap(n) => return Ok(Some((Header::Map(n as u32), 1))),
+        Marker::Reserved => return Err(DecodeError::InvalidMarker(lead)),
+        Marker::U8 | Marker::I8 | Marker::Str8 | Marker::Bin8 => 1,
+        Marker::FixExt1
+        | Marker::FixExt2
+        | Marker::FixExt4
+        | Marker::FixExt8
+        | Marker::FixExt16 => 1,
+        Marker::U16 | Marker::I16 | Marker::Str16 | Marker::Bin16 => 2,
+        Marker::Array16 | Marker::Map16 | Marker::Ext8 => 2,
+        Marker::U32 | Marker::I32 | Marker::F32 | Marker::Str32 | Marker::Bin32 => 4,
+        Marker::Array32 | Marker::Map32 | Marker::Ext16 => 4,
+        Marker::U64 | Marker::I64 | Marker::F64 => 8,
+        Marker::Ext32 => 5,
+    };
+    if input.len() <= need {
+        return Ok(None);
+    }
+    let b = &input[1..=need];
+    let header = match marker {
+        Marker::U8 => Header::Uint(b[0] as u64),
+        Marker::U16 => Header::Uint(be_u16(b) as u64),
+        Marker::U32 => Header::Uint(be_u32(b) as u64),
+        Marker::U64 => Header::Uint(be_u64(b)),
+        Marker::I8 => Header::Int(b[0] as i8 as i64),
+        Marker::I16 => Header::Int(be_u16(b) as i16 as i64),
+        Marker::I32 => Header::Int(be_u32(b) as i32 as i64),
+        Marker::I64 => Header::Int(be_u64(b) as i64),
+        Marker::F32 => Header::F32(f32::from_bits(be_u32(b))),
+        Marker::F64 => Header::F64(f64::from_bits(be_u64(b))),
+        Marker::Str8 => Header::Str(b[0] as u32),
+        Marker::Str16 => Header::Str(be_u16(b) as u32),
+        Marker::Str32 => Header::Str(be_u32(b)),
+        Marker::Bin8 => Header::Bin(b[0] as u32),
+        Marker::Bin16 => Header::Bin(be_u16(b) as u32),
+        Marker::Bin32 => Header::Bin(be_u32(b)),
+        Marker::Array16 => Header::Array(be_u16(b) as u32),
+        Marker::Array32 => Header::Array(be_u32(b)),
+        Marker::Map16 => Header::Map(be_u16(b) as u32),
+        Marker::Map32 => Header::Map(be_u32(b)),
+        Marker::FixExt1 => Header::Ext { ty: b[0] as i8, len: 1 },
+        Marker::FixExt2 => Header::Ext { ty: b[0] as i8, len: 2 },
+        Marker::FixExt4 => Header::Ext { ty: b[0] as i8, len: 4 },
+        Marker::FixExt8 => Header::Ext { ty: b[0] as i8, len: 8 },
+        Marker::FixExt16 => Header::Ext { ty: b[0] as i8, len: 16 },
+        Marker::Ext8 => Header::Ext { ty: b[1] as i8, len: b[0] as u32 },
+        Marker::Ext16 => Header::Ext { ty: b[2] as i8, len: be_u16(b) as u32 },
+        Marker::Ext32 => Header::Ext { ty: b[4] as i8, len: be_u32(b) },
+        // Single-byte markers returned above.
+        _ => return Err(DecodeError::InvalidMarker(lead)),
+    };
+    Ok(Some((header, need + 1)))
+}
+
+enum Frame<B: Builder> {
+    Array {
+        array: B::Array,
+        remaining: u32,
+    },
+    Map {
+        map: B::Map,
+        remaining: u32,
+        key: Option<B::Value>,
+    },
+}
+
+/// Something the decoder holds between calls, for bindings whose values need
+/// to be reported to a garbage collector.
+pub enum Held<'a, B: Builder> {
+    Array(&'a mut B::Array),
+    Map(&'a mut B::Map),
+    Value(&'a mut B::Value),
+}
+
+/// A resumable decoder: see the module docs.
+pub struct StreamDecoder<B: Builder> {
+    stack: Vec<Frame<B>>,
+    limits: Limits,
+}
+
+impl<B: Builder> Default for StreamDecoder<B> {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl<B: Builder> StreamDecoder<B> {
+    pub fn new(limits: Limits) -> Self {
+        StreamDecoder {
+            stack: Vec::new(),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Containers currently under construction.
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// True when no object is partially decoded.
+    pub fn is_idle(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// Drops any partial object.
+    pub fn reset(&mut self) {
+        self.stack.clear();
+    }
+
+    /// Releases the stack's memory beyond what it holds now.
+    pub fn shrink_to_fit(&mut self) {
+        self.stack.shrink_to_fit();
+    }
+
+    /// Heap bytes held by the decoder itself.
+    pub fn heap_size(&self) -> usize {
+        self.stack.capacity() * std::mem::size_of::<Frame<B>>()
+    }
+
+    /// Calls `f` for every partial container and pending map key.
+    pub fn for_each_held(&mut self, mut f: impl FnMut(Held<'_, B>)) {
+        for frame in &mut self.stack {
+            match frame {
+                Frame::Array { array, .. } => f(Held::Array(array)),
+                Frame::Map { map, key, .. } => {
+                    f(Held::Map(map));
+                    if let Some(k) = key {
+                        f(Held::Value(k));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes from `input[*pos..]`. On return `*pos` is past every token
+    /// applied. After an error the decoder is idle (partial containers are
+    /// dropped) and `*pos` is past the offending header, so the bytes after it
+    /// are still there for the caller to inspect or skip.
+    pub fn decode(
+        &mut self,
+        b: &mut B,
+        input: &[u8],
+        pos: &mut usize,
+    ) -> Result<Step<B::Value>, B::Error> {
+        let r = self.decode_inner(b, input, pos);
+        if r.is_err() {
+            self.stack.clear();
+        }
+        r
+    }
+
+    /// Supplies the value of a [`Step::Deferred`] ext. Returns the top-level
+    /// object if that value completed it.
+    pub fn inject(&mut self, b: &mut B, v: B::Value) -> Result<Option<B::Value>, B::Error> {
+        let r = self.place(b, v);
+        if r.is_err() {
+            self.stack.clear();
+        }
+        r
+    }
+
+    #[inline]
+    fn in_key_position(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+    }
+
+    #[inline]
+    fn check_depth(&self) -> Result<(), DecodeError> {
+        if self.stack.len() >= self.limits.max_depth {
+            Err(DecodeError::DepthExceeded {
+                max: self.limits.max_depth,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    #[inline]
+    fn check_len(kind: LimitKind, len: u32, max: u32) -> Result<(), DecodeError> {
+        if len > max {
+            Err(DecodeError::LimitExceeded { kind, len, max })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode_inner(
+        &mut self,
+        b: &mut B,
+        input: &[u8],
+        pos: &mut usize,
+    ) -> Result<Step<B::Value>, B::Error> {
+        loop {
+            let start = *pos;
+            let rest = input.get(start..).unwrap_or(&[]);
+            let (header, hlen) = match parse_header(rest) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(Step::NeedMore),
+                Err(e) => {
+                    *pos = start + 1;
+                    return Err(e.into());
+                }
+            };
+            let body = &rest[hlen..];
+            let value = match header {
+                Header::Nil => b.nil()?,
+                Header::Bool(v) => b.boolean(v)?,
+                Header::Uint(v) => b.uint(v)?,
+                Header::Int(v) => b.int(v)?,
+                Header::F32(v) => b.float32(v)?,
+                Header::F64(v) => b.float64(v)?,
+                Header::Str(len) => {
+                    if let Err(e) = Self::check_len(LimitKind::StrLen, len, self.limits.max_str_len)
+                    {
+                        *pos = start + hlen;
+                        return Err(e.into());
+                    }
+                    let Some(bytes) = body.get(..len as usize) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    *pos = start + hlen + len as usize;
+                    if self.in_key_position() {
+                        b.key_str(bytes)?
+                    } else {
+                        b.str(bytes)?
+                    }
+                }
+                Header::Bin(len) => {
+                    if let Err(e) = Self::check_len(LimitKind::BinLen, len, self.limits.max_bin_len)
+                    {
+                        *pos = start + hlen;
+                        return Err(e.into());
+                    }
+                    let Some(bytes) = body.get(..len as usize) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    *pos = start + hlen + len as usize;
+                    if self.in_key_position() {
+                        b.key_bin(bytes)?
+                    } else {
+                        b.bin(bytes)?
+                    }
+                }
+                Header::Ext { ty, len } => {
+                    if let Err(e) = Self::check_len(LimitKind::ExtLen, len, self.limits.max_ext_len)
+                    {
+                        *pos = start + hlen;
+                        return Err(e.into());
+                    }
+                    let Some(bytes) = body.get(..len as usize) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    if b.defer_ext(ty) {
+                        if let Err(e) = self.check_depth() {
+                            *pos = start + hlen;
+                            return Err(e.into());
+                        }
+                        *pos = start + hlen;
+                        return Ok(Step::Deferred { ty, len });
+                    }
+                    *pos = start + hlen + len as usize;
+                    b.ext(ty, bytes)?
+                }
+                Header::Array(len) => {
+                    *pos = start + hlen;
+                    Self::check_len(LimitKind::ArrayLen, len, self.limits.max_array_len)?;
+                    if len == 0 {
+                        let array = b.array_begin(0, 0)?;
+                        b.array_end(array)?
+                    } else {
+                        self.check_depth()?;
+                        let capacity = (len as usize).min(body.len());
+                        let array = b.array_begin(len, capacity)?;
+                        self.stack.push(Frame::Array {
+                            array,
+                            remaining: len,
+                        });
+                        continue;
+                    }
+                }
+                Header::Map(len) => {
+                    *pos = start + hlen;
+                    Self::check_len(LimitKind::MapLen, len, self.limits.max_map_len)?;
+                    if len == 0 {
+                        let map = b.map_begin(0, 0)?;
+                        b.map_end(map)?
+                    } else {
+                        self.check_depth()?;
+                        // Every entry takes at least two bytes.
+                        let capacity = (len as usize).min(body.len() / 2);
+                        let map = b.map_begin(len, capacity)?;
+                        self.stack.push(Frame::Map {
+                            map,
+                            remaining: len,
+                            key: None,
+                        });
+                        continue;
+                    }
+                }
+            };
+            // Scalars: consume the token now (str/bin/ext did above).
+            if !matches!(header, Header::Str(_) | Header::Bin(_) | Header::Ext { .. }) {
+                *pos = start + hlen;
+            }
+            if let Some(done) = self.place(b, value)? {
+                return Ok(Step::Done(done));
+            }
+        }
+    }
+
+    /// Puts a finished value into the innermost container, closing every
+    /// container it completes. Returns the top-level object when done.
+    #[inline]
+    fn place(&mut self, b: &mut B, mut v: B::Value) -> Result<Option<B::Value>, B::Error> {
+        loop {
+            match self.stack.last_mut() {
+                None => return Ok(Some(v)),
+                Some(Frame::Array { array, remaining }) => {
+                    b.array_push(array, v)?;
+                    *remaining -= 1;
+                    if *remaining > 0 {
+                        return Ok(None);
+                    }
+                    match self.stack.pop() {
+                        Some(Frame::Array { array, .. }) => v = b.array_end(array)?,
+                        _ => return Ok(None),
+                    }
+                }
+                Some(Frame::Map {
+                    map,
+                    remaining,
+                    key,
+                }) => {
+                    let Some(k) = key.take() else {
+                        *key = Some(v);
+                        return Ok(None);
+                    };
+                    b.map_insert(map, k, v)?;
+                    *remaining -= 1;
+                    if *remaining > 0 {
+                        return Ok(None);
+                    }
+                    match self.stack.pop() {
+                        Some(Frame::Map { map, .. }) => v = b.map_end(map)?,
+                        _ => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A builder that builds nothing: decoding with it validates and skips one
+/// object.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Skipper;
+
+impl Builder for Skipper {
+    type Value = ();
+    type Array = ();
+    type Map = ();
+    type Error = DecodeError;
+
+    fn nil(&mut self) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn boolean(&mut self, _: bool) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn uint(&mut self, _: u64) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn int(&mut self, _: i64) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn float32(&mut self, _: f32) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn float64(&mut self, _: f64) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn str(&mut self, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn bin(&mut self, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn ext(&mut self, _: i8, _: &[u8]) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn array_begin(&mut self, _: u32, _: usize) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn array_push(&mut self, _: &mut (), _: ()) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn array_end(&mut self, _: ()) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn map_begin(&mut self, _: u32, _: usize) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn map_insert(&mut self, _: &mut (), _: (), _: ()) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn map_end(&mut self, _: ()) -> Result<(), DecodeError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Writers for every MessagePack format.
+//!
+//! Each writer appends to a `Vec<u8>` owned by the caller (a per-instance
+//! buffer that is reused across messages) and always picks the shortest
+//! encoding. Lengths are `u32` because that is the format's limit; callers
+//! check bigger lengths before narrowing.
+use rmp::Marker;
+
+#[inline]
+fn put1(out: &mut Vec<u8>, m: Marker) {
+    out.push(m.to_u8());
+}
+
+#[inline]
+fn put_u8(out: &mut Vec<u8>, m: Marker, v: u8) {
+    out.extend_from_slice(&[m.to_u8(), v]);
+}
+
+#[inline]
+fn put_u16(out: &mut Vec<u8>, m: Marker, v: u16) {
+    let b = v.to_be_bytes();
+    out.extend_from_slice(&[m.to_u8(), b[0], b[1]]);
+}
+
+#[inline]
+fn put_u32(out: &mut Vec<u8>, m: Marker, v: u32) {
+    let b = v.to_be_bytes();
+    out.extend_from_slice(&[m.to_u8(), b[0], b[1], b[2], b[3]]);
+}
+
+#[inline]
+fn put_u64(out: &mut Vec<u8>, m: Marker, v: u64) {
+    let mut buf = [0u8; 9];
+    buf[0] = m.to_u8();
+    buf[1..].copy_from_slice(&v.to_be_bytes());
+    out.extend_from_slice(&buf);
+}
+
+#[inline]
+pub fn write_nil(out: &mut Vec<u8>) {
+    put1(out, Marker::Null);
+}
+
+#[inline]
+pub fn write_bool(out: &mut Vec<u8>, v: bool) {
+    put1(out, if v { Marker::True } else { Marker::False });
+}
+
+/// Non-negative integers always use the unsigned forms (as msgpack-ruby does).
+#[inline]
+pub fn write_uint(out: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+    } else if v <= u8::MAX as u64 {
+        put_u8(out, Marker::U8, v as u8);
+    } else if v <= u16::MAX as u64 {
+        put_u16(out, Marker::U16, v as u16);
+    } else if v <= u32::MAX as u64 {
+        put_u32(out, Marker::U32, v as u32);
+    } else {
+        put_u64(out, Marker::U64, v);
+    }
+}
+
+/// Signed integers: non-negative values go through [`write_uint`], negative
+/// ones use negative fixint or the narrowest signed form.
+#[inline]
+pub fn write_int(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        write_uint(out, v as u64);
+    } else if v >= -32 {
+        out.push(v as i8 as u8);
+    } else if v >= i8::MIN as i64 {
+        put_u8(out, Marker::I8, v as i8 as u8);
+    } else if v >= i16::MIN as i64 {
+        put_u16(out, Marker::I16, v as i16 as u16);
+    } else if v >= i32::MIN as i64 {
+        put_u32(out, Marker::I32, v as i32 as u32);
+    } else {
+        put_u64(out, Marker::I64, v as u64);
+    }
+}
+
+#[inline]
+pub fn write_f32(out: &mut Vec<u8>, v: f32) {
+    put_u32(out, Marker::F32, v.to_bits());
+}
+
+#[inline]
+pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+    put_u64(out, Marker::F64, v.to_bits());
+}
+
+/// A str header. `compat` follows the old spec: no str8, so lengths 32..=255
+/// use str16 (the old "raw16").
+#[inline]
+pub fn write_str_header(out: &mut Vec<u8>, len: u32, compat: bool) {
+    if len < 32 {
+        out.push(Marker::FixStr(len as u8).to_u8());
+    } else if len <= u8::MAX as u32 && !compat {
+        put_u8(out, Marker::Str8, len as u8);
+    } else if len <= u16::MAX as u32 {
+        put_u16(out, Marker::Str16, len as u16);
+    } else {
+        put_u32(out, Marker::Str32, len);
+    }
+}
+
+#[inline]
+pub fn write_bin_header(out: &mut Vec<u8>, len: u32) {
+    if len <= u8::MAX as u32 {
+        put_u8(out, Marker::Bin8, len as u8);
+    } else if len <= u16::MAX as u32 {
+        put_u16(out, Marker::Bin16, len as u16);
+    } else {
+        put_u32(out, Marker::Bin32, len);
+    }
+}
+
+#[inline]
+pub fn write_array_header(out: &mut Vec<u8>, len: u32) {
+    if len < 16 {
+        out.push(Marker::FixArray(len as u8).to_u8());
+    } else if len <= u16::MAX as u32 {
+        put_u16(out, Marker::Array16, len as u16);
+    } else {
+        put_u32(out, Marker::Array32, len);
+    }
+}
+
+#[inline]
+pub fn write_map_header(out: &mut Vec<u8>, len: u32) {
+    if len < 16 {
+        out.push(Marker::FixMap(len as u8).to_u8());
+    } else if len <= u16::MAX as u32 {
+        put_u16(out, Marker::Map16, len as u16);
+    } else {
+        put_u32(out, Marker::Map32, len);
+    }
+}
+
+/// An ext header: fixext for payloads of exactly 1, 2, 4, 8 or 16 bytes,
+/// otherwise ext8/16/32 (ext8 also for the empty payload).
+#[inline]
+pub fn write_ext_header(out: &mut Vec<u8>, ty: i8, len: u32) {
+    let t = ty as u8;
+    match len {
+        1 => out.extend_from_slice(&[Marker::FixExt1.to_u8(), t]),
+        2 => out.extend_from_slice(&[Marker::FixExt2.to_u8(), t]),
+        4 => out.extend_from_slice(&[Marker::FixExt4.to_u8(), t]),
+        8 => out.extend_from_slice(&[Marker::FixExt8.to_u8(), t]),
+        16 => out.extend_from_slice(&[Marker::FixExt16.to_u8(), t]),
+        _ if len <= u8::MAX as u32 => out.extend_from_slice(&[Marker::Ext8.to_u8(), len as u8, t]),
+        _ if len <= u16::MAX as u32 => {
+            put_u16(out, Marker::Ext16, len as u16);
+            out.push(t);
+        }
+        _ => {
+            put_u32(out, Marker::Ext32, len);
+            out.push(t);
+        }
+    }
+}
+
+/// The length does not fit the format's 32-bit length field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong(pub usize);
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "size {} is too long to pack (over 2^32-1)", self.0)
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+/// Narrows a Rust length to the format's `u32`.
+#[inline]
+pub fn len_u32(len: usize) -> Result<u32, TooLong> {
+    u32::try_from(len).map_err(|_| TooLong(len))
+}
+
+/// A whole str (header + bytes).
+#[inline]
+pub fn write_str(out: &mut Vec<u8>, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
+    write_str_header(out, len_u32(bytes.len())?, compat);
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// A whole bin; in compatibility mode, old peers have no bin type, so the
+/// bytes are written as a raw (str) instead.
+#[inline]
+pub fn write_bin(out: &mut Vec<u8>, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
+    let len = len_u32(bytes.len())?;
+    if compat {
+        write_str_header(out, len, true);
+    } else {
+        write_bin_header(out, len);
+    }
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// A whole ext (header + payload).
+#[inline]
+pub fn write_ext(out: &mut Vec<u8>, ty: i8, payload: &[u8]) -> Result<(), TooLong> {
+    write_ext_header(out, ty, len_u32(payload.len())?);
+    out.extend_from_slice(payload);
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Limits that protect a decoder from hostile input.
+
+/// Decoder limits. Lengths are per object, checked against the header before
+/// any payload is waited for, so a lying header fails fast.
+///
+/// Whatever the limits, the decoder never reserves memory for more elements
+/// than the bytes already buffered could hold (every element takes at least
+/// one byte), so a huge declared length with no data costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum number of nested non-empty containers (default 128, as in the
+    /// C msgpack-ruby gem; empty containers do not count).
+    pub max_depth: usize,
+    pub max_array_len: u32,
+    pub max_map_len: u32,
+    pub max_str_len: u32,
+    pub max_bin_len: u32,
+    pub max_ext_len: u32,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_DEPTH: usize = 128;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_array_len: u32::MAX,
+            max_map_len: u32::MAX,
+            max_str_len: u32::MAX,
+            max_bin_len: u32::MAX,
+            max_ext_len: u32::MAX,
+        }
+    }
+}
