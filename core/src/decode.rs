@@ -53,12 +53,13 @@ pub trait Builder {
     fn array_push(&mut self, array: &mut Self::Array, v: Self::Value) -> Result<(), Self::Error>;
     fn array_end(&mut self, array: Self::Array) -> Result<Self::Value, Self::Error>;
     fn map_begin(&mut self, len: u32, capacity: usize) -> Result<Self::Map, Self::Error>;
-    fn map_insert(
-        &mut self,
-        map: &mut Self::Map,
-        k: Self::Value,
-        v: Self::Value,
-    ) -> Result<(), Self::Error>;
+    /// A finished key. The builder keeps it until the matching
+    /// [`Builder::map_value`]: the decoder itself never holds values between
+    /// calls, so a binding can keep everything in flight where its garbage
+    /// collector sees it.
+    fn map_key(&mut self, map: &mut Self::Map, k: Self::Value) -> Result<(), Self::Error>;
+    /// The value for the key given just before.
+    fn map_value(&mut self, map: &mut Self::Map, v: Self::Value) -> Result<(), Self::Error>;
     fn map_end(&mut self, map: Self::Map) -> Result<Self::Value, Self::Error>;
 
     /// Return true to handle ext `ty` outside the decoder (a "recursive" ext
@@ -193,16 +194,16 @@ enum Frame<B: Builder> {
     Map {
         map: B::Map,
         remaining: u32,
-        key: Option<B::Value>,
+        /// The key of the current entry has been given to the builder.
+        has_key: bool,
     },
 }
 
-/// Something the decoder holds between calls, for bindings whose values need
-/// to be reported to a garbage collector.
-pub enum Held<'a, B: Builder> {
+/// A container under construction, as handed out by
+/// [`StreamDecoder::for_each_partial`].
+pub enum Partial<'a, B: Builder> {
     Array(&'a mut B::Array),
     Map(&'a mut B::Map),
-    Value(&'a mut B::Value),
 }
 
 /// A resumable decoder: see the module docs.
@@ -258,17 +259,12 @@ impl<B: Builder> StreamDecoder<B> {
         self.stack.capacity() * std::mem::size_of::<Frame<B>>()
     }
 
-    /// Calls `f` for every partial container and pending map key.
-    pub fn for_each_held(&mut self, mut f: impl FnMut(Held<'_, B>)) {
+    /// Calls `f` for every partial array and map, innermost last.
+    pub fn for_each_partial(&mut self, mut f: impl FnMut(Partial<'_, B>)) {
         for frame in &mut self.stack {
             match frame {
-                Frame::Array { array, .. } => f(Held::Array(array)),
-                Frame::Map { map, key, .. } => {
-                    f(Held::Map(map));
-                    if let Some(k) = key {
-                        f(Held::Value(k));
-                    }
-                }
+                Frame::Array { array, .. } => f(Partial::Array(array)),
+                Frame::Map { map, .. } => f(Partial::Map(map)),
             }
         }
     }
@@ -302,7 +298,13 @@ impl<B: Builder> StreamDecoder<B> {
 
     #[inline]
     fn in_key_position(&self) -> bool {
-        matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
+        matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                has_key: false,
+                ..
+            })
+        )
     }
 
     #[inline]
@@ -433,7 +435,7 @@ impl<B: Builder> StreamDecoder<B> {
                         self.stack.push(Frame::Map {
                             map,
                             remaining: len,
-                            key: None,
+                            has_key: false,
                         });
                         continue;
                     }
@@ -470,13 +472,14 @@ impl<B: Builder> StreamDecoder<B> {
                 Some(Frame::Map {
                     map,
                     remaining,
-                    key,
+                    has_key,
                 }) => {
-                    let Some(k) = key.take() else {
-                        *key = Some(v);
-                        return Ok(None);
-                    };
-                    b.map_insert(map, k, v)?;
+                    if !*has_key {
+                        *has_key = true;
+                        return b.map_key(map, v).map(|()| None);
+                    }
+                    *has_key = false;
+                    b.map_value(map, v)?;
                     *remaining -= 1;
                     if *remaining > 0 {
                         return Ok(None);
@@ -541,7 +544,10 @@ impl Builder for Skipper {
     fn map_begin(&mut self, _: u32, _: usize) -> Result<(), DecodeError> {
         Ok(())
     }
-    fn map_insert(&mut self, _: &mut (), _: (), _: ()) -> Result<(), DecodeError> {
+    fn map_key(&mut self, _: &mut (), _: ()) -> Result<(), DecodeError> {
+        Ok(())
+    }
+    fn map_value(&mut self, _: &mut (), _: ()) -> Result<(), DecodeError> {
         Ok(())
     }
     fn map_end(&mut self, _: ()) -> Result<(), DecodeError> {

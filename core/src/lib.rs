@@ -19,7 +19,7 @@ pub mod limits;
 pub mod timestamp;
 pub mod value;
 
-pub use decode::{parse_header, Builder, Header, Skipper, Step, StreamDecoder};
+pub use decode::{parse_header, Builder, Header, Partial, Skipper, Step, StreamDecoder};
 pub use error::{DecodeError, LimitKind};
 pub use limits::Limits;
 pub use timestamp::{Timestamp, TimestampError};

@@ -47,7 +47,8 @@ pub struct ValueBuilder;
 impl Builder for ValueBuilder {
     type Value = Value;
     type Array = Vec<Value>;
-    type Map = Vec<(Value, Value)>;
+    /// Entries so far, and the key waiting for its value.
+    type Map = (Vec<(Value, Value)>, Option<Value>);
     type Error = DecodeError;
 
     fn nil(&mut self) -> Result<Value, DecodeError> {
@@ -88,14 +89,20 @@ impl Builder for ValueBuilder {
         Ok(Value::Array(array))
     }
     fn map_begin(&mut self, _len: u32, capacity: usize) -> Result<Self::Map, DecodeError> {
-        Ok(Vec::with_capacity(capacity))
+        Ok((Vec::with_capacity(capacity), None))
     }
-    fn map_insert(&mut self, map: &mut Self::Map, k: Value, v: Value) -> Result<(), DecodeError> {
-        map.push((k, v));
+    fn map_key(&mut self, map: &mut Self::Map, k: Value) -> Result<(), DecodeError> {
+        map.1 = Some(k);
+        Ok(())
+    }
+    fn map_value(&mut self, map: &mut Self::Map, v: Value) -> Result<(), DecodeError> {
+        if let Some(k) = map.1.take() {
+            map.0.push((k, v));
+        }
         Ok(())
     }
     fn map_end(&mut self, map: Self::Map) -> Result<Value, DecodeError> {
-        Ok(Value::Map(map))
+        Ok(Value::Map(map.0))
     }
 }
 
