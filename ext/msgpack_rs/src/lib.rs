@@ -1,7 +1,33 @@
-use magnus::{Error, Ruby};
+//! The `msgpack_rs` Ruby extension: defines `MessagePack`'s native classes.
+//! Each Ruby class lives in its own module; this file only wires them up.
+mod buffer;
+mod buffer_core;
+mod builder;
+mod chunk_queue;
+mod errors;
+mod ext_registry;
+mod factory;
+mod gc_ref;
+mod pack_walk;
+mod packer;
+mod raw;
+mod unpacker;
+
+use magnus::{prelude::*, Error, Ruby};
 
 #[magnus::init(name = "msgpack_rs")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
-    let _m = ruby.define_module("MessagePack")?;
+    // Every method defined below may be called from any Ractor: instances
+    // own all their state, and shared state is immutable after load.
+    // SAFETY: plain C API call during extension init.
+    unsafe { rb_sys::rb_ext_ractor_safe(true) };
+    let module = ruby.define_module("MessagePack")?;
+    errors::init(ruby, module)?;
+    let held = module.define_class("HeldBuffer", ruby.class_basic_object())?;
+    held.undef_default_alloc_func();
+    buffer::init(ruby, module)?;
+    packer::init(ruby, module)?;
+    unpacker::init(ruby, module)?;
+    factory::init(ruby, module)?;
     Ok(())
 }

@@ -1,0 +1,317 @@
+//! The buffer state shared by `Buffer`, `Packer` and `Unpacker`: a chunk
+//! queue, an optional IO, and msgpack-ruby's three buffer options.
+use crate::chunk_queue::ChunkQueue;
+use crate::errors::{self, ruby};
+use crate::gc_ref::GcRef;
+use crate::raw;
+use magnus::{
+    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash,
+    RString, Value,
+};
+use std::cell::{Cell, RefCell};
+
+pub const IO_BUFFER_SIZE_DEFAULT: usize = 32 * 1024;
+pub const IO_BUFFER_SIZE_MIN: usize = 1024;
+pub const READ_REFERENCE_THRESHOLD_DEFAULT: usize = 256;
+pub const READ_REFERENCE_THRESHOLD_MIN: usize = 256;
+pub const WRITE_REFERENCE_THRESHOLD_DEFAULT: usize = 512 * 1024;
+pub const WRITE_REFERENCE_THRESHOLD_MIN: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadMethod {
+    ReadPartial,
+    Read,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteMethod {
+    Write,
+    Append,
+}
+
+pub struct BufferCore {
+    /// Never borrowed mutably across a call into Ruby (see `gc_ref`).
+    pub queue: RefCell<ChunkQueue>,
+    io: GcRef,
+    read_method: Cell<ReadMethod>,
+    write_method: Cell<WriteMethod>,
+    io_buffer_size: Cell<usize>,
+    read_reference_threshold: Cell<usize>,
+    write_reference_threshold: Cell<usize>,
+}
+
+impl Default for BufferCore {
+    fn default() -> Self {
+        BufferCore {
+            queue: RefCell::new(ChunkQueue::default()),
+            io: GcRef::nil(),
+            read_method: Cell::new(ReadMethod::ReadPartial),
+            write_method: Cell::new(WriteMethod::Write),
+            io_buffer_size: Cell::new(IO_BUFFER_SIZE_DEFAULT),
+            read_reference_threshold: Cell::new(READ_REFERENCE_THRESHOLD_DEFAULT),
+            write_reference_threshold: Cell::new(WRITE_REFERENCE_THRESHOLD_DEFAULT),
+        }
+    }
+}
+
+/// Reads an option by Symbol key; `None` when absent.
+pub fn opt(options: Option<RHash>, key: &str) -> Option<Value> {
+    let h = options?;
+    h.get(ruby().to_symbol(key))
+}
+
+/// A truthy option.
+pub fn opt_flag(options: Option<RHash>, key: &str) -> bool {
+    opt(options, key).map(|v| v.to_bool()).unwrap_or(false)
+}
+
+/// A size option (NUM2SIZET semantics: Integer-convertible, no upper bound).
+fn opt_size(options: Option<RHash>, key: &str) -> Result<Option<usize>, Error> {
+    match opt(options, key) {
+        None => Ok(None),
+        Some(v) if v.is_nil() => Ok(None),
+        Some(v) => Ok(Some(usize::try_convert(v)?)),
+    }
+}
+
+impl BufferCore {
+    pub fn mark(&self) {
+        self.io.mark();
+        if let Ok(q) = self.queue.try_borrow() {
+            q.mark();
+        }
+    }
+
+    pub fn update_references(&self) {
+        self.io.update();
+        if let Ok(q) = self.queue.try_borrow() {
+            q.update_references();
+        }
+    }
+
+    pub fn heap_size(&self) -> usize {
+        self.queue.try_borrow().map(|q| q.heap_size()).unwrap_or(0)
+    }
+
+    /// Applies `io` and the buffer options (msgpack-ruby's defaults/minimums).
+    pub fn configure(&self, io: Option<Value>, options: Option<RHash>) -> Result<(), Error> {
+        if let Some(io) = io.filter(|v| !v.is_nil()) {
+            self.io.set(io.as_raw());
+            self.read_method.set(if io.respond_to("readpartial", true)? {
+                ReadMethod::ReadPartial
+            } else {
+                ReadMethod::Read
+            });
+            self.write_method.set(if io.respond_to("write", true)? {
+                WriteMethod::Write
+            } else {
+                WriteMethod::Append
+            });
+        }
+        if let Some(n) = opt_size(options, "io_buffer_size")? {
+            self.io_buffer_size.set(n.max(IO_BUFFER_SIZE_MIN));
+        }
+        if let Some(n) = opt_size(options, "read_reference_threshold")? {
+            self.read_reference_threshold
+                .set(n.max(READ_REFERENCE_THRESHOLD_MIN));
+        }
+        if let Some(n) = opt_size(options, "write_reference_threshold")? {
+            self.write_reference_threshold
+                .set(n.max(WRITE_REFERENCE_THRESHOLD_MIN));
+        }
+        Ok(())
+    }
+
+    pub fn io(&self) -> Option<Value> {
+        if self.io.is_nil() {
+            None
+        } else {
+            // SAFETY: a live object kept alive by our mark callback.
+            Some(unsafe { Value::from_raw(self.io.get()) })
+        }
+    }
+
+    pub fn io_buffer_size(&self) -> usize {
+        self.io_buffer_size.get()
+    }
+
+    pub fn read_reference_threshold(&self) -> usize {
+        self.read_reference_threshold.get()
+    }
+
+    pub fn write_reference_threshold(&self) -> usize {
+        self.write_reference_threshold.get()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
+    }
+
+    /// Appends a String: copied, or referenced when longer than the write
+    /// threshold. With an IO, a long string goes straight to the IO after
+    /// flushing what is buffered.
+    pub fn write_string(&self, s: RString) -> Result<usize, Error> {
+        let raw_s = s.as_raw();
+        let len = s.len();
+        if len > self.write_reference_threshold.get() {
+            if self.io().is_some() {
+                self.flush()?;
+                // SAFETY: encoding index of a live String.
+                let is_binary = unsafe { rb_sys::rb_enc_get_index(raw_s) == rb_sys::rb_ascii8bit_encindex() };
+                let out: Value = if is_binary {
+                    s.as_value()
+                } else {
+                    ruby().str_from_slice(
+                        // SAFETY: bytes of a live String, copied at once.
+                        unsafe { raw::str_bytes(raw_s) },
+                    )
+                    .as_value()
+                };
+                self.io_write(out)?;
+                return Ok(len);
+            }
+            // SAFETY: makes a frozen String sharing `s`'s buffer.
+            let frozen = unsafe { rb_sys::rb_str_new_frozen(raw_s) };
+            self.queue.borrow_mut().push_string(frozen);
+        } else {
+            // SAFETY: bytes of a live String, copied before any Ruby call.
+            let bytes = unsafe { raw::str_bytes(raw_s) };
+            self.queue.borrow_mut().push_bytes(bytes);
+        }
+        Ok(len)
+    }
+
+    /// References a fed String without copying when it is large enough.
+    pub fn feed_string(&self, s: RString) {
+        let raw_s = s.as_raw();
+        if s.len() >= self.read_reference_threshold.get() {
+            // SAFETY: a frozen String sharing `s`'s buffer, so later changes
+            // by the caller do not leak in.
+            let frozen = if raw::is_frozen(raw_s) {
+                raw_s
+            } else {
+                unsafe { rb_sys::rb_str_new_frozen(raw_s) }
+            };
+            self.queue.borrow_mut().push_string(frozen);
+        } else {
+            // SAFETY: bytes of a live String, copied before any Ruby call.
+            let bytes = unsafe { raw::str_bytes(raw_s) };
+            self.queue.borrow_mut().push_bytes(bytes);
+        }
+    }
+
+    /// Reads once from the IO into the queue. Raises EOFError at the end of
+    /// the IO ("IO reached end of file", or the IO's own EOFError).
+    pub fn feed_from_io(&self) -> Result<usize, Error> {
+        let Some(io) = self.io() else {
+            return Err(errors::eof());
+        };
+        let n = self.io_buffer_size.get();
+        let method = match self.read_method.get() {
+            ReadMethod::ReadPartial => "readpartial",
+            ReadMethod::Read => "read",
+        };
+        let got: Value = io.funcall(method, (n,))?;
+        if got.is_nil() {
+            return Err(io_eof());
+        }
+        let s = RString::try_convert(got)?;
+        if s.is_empty() {
+            return Err(io_eof());
+        }
+        self.feed_string(s);
+        Ok(s.len())
+    }
+
+    /// Reads from the IO until at least `want` bytes are buffered or the IO
+    /// ends. Returns whether `want` was reached.
+    pub fn fill_to(&self, want: usize) -> Result<bool, Error> {
+        while self.len() < want {
+            if self.io().is_none() {
+                return Ok(false);
+            }
+            match self.feed_from_io() {
+                Ok(_) => {}
+                Err(e) if e.is_kind_of(ruby().exception_eof_error()) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    fn io_write(&self, s: Value) -> Result<(), Error> {
+        let Some(io) = self.io() else {
+            return Ok(());
+        };
+        let _: Value = match self.write_method.get() {
+            WriteMethod::Write => io.funcall("write", (s,))?,
+            WriteMethod::Append => io.funcall("<<", (s,))?,
+        };
+        Ok(())
+    }
+
+    /// Everything buffered, as one binary String (not consumed).
+    pub fn to_rstring(&self) -> RString {
+        let q = self.queue.borrow();
+        let total = q.len();
+        let out = ruby().str_buf_new(total);
+        for s in q.slices() {
+            out.cat(s);
+        }
+        out
+    }
+
+    /// Writes everything to the IO and consumes it; no-op without an IO.
+    pub fn flush(&self) -> Result<(), Error> {
+        if self.io().is_none() {
+            return Ok(());
+        }
+        let s = self.to_rstring();
+        self.queue.borrow_mut().clear();
+        if !s.is_empty() {
+            self.io_write(s.as_value())?;
+        }
+        Ok(())
+    }
+
+    /// Takes everything buffered as one String, leaving the queue empty.
+    pub fn take_rstring(&self) -> RString {
+        let s = self.to_rstring();
+        self.queue.borrow_mut().clear();
+        s
+    }
+
+    pub fn clear(&self) {
+        self.queue.borrow_mut().clear();
+    }
+
+    /// Reads up to `n` bytes, pulling from the IO when needed.
+    pub fn read_bytes(&self, n: usize) -> Result<Vec<u8>, Error> {
+        self.fill_to(n)?;
+        let mut out = Vec::new();
+        self.queue.borrow_mut().read_into(&mut out, n);
+        Ok(out)
+    }
+
+    /// Everything, reading the IO to its end.
+    pub fn read_everything(&self) -> Result<Vec<u8>, Error> {
+        self.fill_to(usize::MAX)?;
+        let mut q = self.queue.borrow_mut();
+        let v = q.to_vec();
+        q.clear();
+        Ok(v)
+    }
+
+    pub fn skip_bytes(&self, n: usize) -> Result<usize, Error> {
+        self.fill_to(n)?;
+        Ok(self.queue.borrow_mut().consume(n))
+    }
+}
+
+fn io_eof() -> Error {
+    Error::new(ruby().exception_eof_error(), "IO reached end of file")
+}

@@ -1,0 +1,255 @@
+//! Registered extension types: the pack side (class -> type id + packer) and
+//! the unpack side (type id -> class + unpacker).
+//!
+//! Every Ruby object in here is a [`GcRef`], marked movable and updated on
+//! compaction by whoever owns the registry.
+use crate::errors;
+use crate::gc_ref::GcRef;
+use crate::raw;
+use magnus::{
+    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
+    RClass, RHash, RModule, Value,
+};
+use rb_sys::VALUE;
+use std::sync::Arc;
+
+pub const FLAG_RECURSIVE: u8 = 1;
+pub const FLAG_OVERSIZED_INTEGER: u8 = 2;
+pub const FLAG_OPTIMIZED_SYMBOLS: u8 = 4;
+
+/// Validates an ext type id: an Integer in -128..127.
+pub fn ext_type(v: Value) -> Result<i8, Error> {
+    let Some(i) = Integer::from_value(v) else {
+        return Err(errors::type_error(format!(
+            "wrong argument type {} (expected Integer)",
+            // SAFETY: classname of a live object.
+            unsafe { v.classname() }
+        )));
+    };
+    let n = i.to_i64().unwrap_or(i64::MAX);
+    i8::try_from(n).map_err(|_| {
+        errors::range_error(format!("integer {n} too big to convert to `signed char'"))
+    })
+}
+
+/// Validates a Class/Module argument.
+pub fn ext_class(v: Value) -> Result<VALUE, Error> {
+    if RModule::from_value(v).is_some() || RClass::from_value(v).is_some() {
+        Ok(v.as_raw())
+    } else {
+        Err(errors::arg_error(format!(
+            "expected Module/Class but found {}.",
+            // SAFETY: classname of a live object.
+            unsafe { v.classname() }
+        )))
+    }
+}
+
+pub struct PackEntry {
+    pub klass: GcRef,
+    pub ty: i8,
+    /// A Proc, a Method, or a Symbol naming a method of the object.
+    pub packer: GcRef,
+    pub flags: u8,
+}
+
+impl Clone for PackEntry {
+    fn clone(&self) -> Self {
+        PackEntry {
+            klass: self.klass.clone(),
+            ty: self.ty,
+            packer: self.packer.clone(),
+            flags: self.flags,
+        }
+    }
+}
+
+/// Pack-side registrations, in insertion order (the order ancestor lookup
+/// tries them, as in msgpack-ruby).
+#[derive(Default, Clone)]
+pub struct PackRegistry {
+    entries: Vec<PackEntry>,
+}
+
+impl PackRegistry {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[PackEntry] {
+        &self.entries
+    }
+
+    /// Registers (or replaces, keeping its position) the entry for `klass`.
+    pub fn register(&mut self, ty: i8, klass: VALUE, packer: VALUE, flags: u8) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.klass.get() == klass) {
+            e.ty = ty;
+            e.packer.set(packer);
+            e.flags = flags;
+        } else {
+            self.entries.push(PackEntry {
+                klass: GcRef::new(klass),
+                ty,
+                packer: GcRef::new(packer),
+                flags,
+            });
+        }
+    }
+
+    pub fn find_exact(&self, klass: VALUE) -> Option<usize> {
+        self.entries.iter().position(|e| e.klass.get() == klass)
+    }
+
+    /// The first entry whose class or module is an ancestor of `klass`.
+    pub fn find_ancestor(&self, klass: VALUE) -> Option<usize> {
+        self.entries.iter().position(|e| {
+            // SAFETY: both are live classes/modules; `Module#<=` on them
+            // cannot raise.
+            unsafe { rb_sys::rb_class_inherited_p(klass, e.klass.get()) == raw::TRUE }
+        })
+    }
+
+    pub fn get(&self, idx: usize) -> Option<&PackEntry> {
+        self.entries.get(idx)
+    }
+
+    /// `{klass => [type, packer, flags]}`.
+    pub fn to_hash(&self) -> Result<RHash, Error> {
+        let h = crate::errors::ruby().hash_new();
+        for e in &self.entries {
+            // SAFETY: live objects kept alive by the owner's mark callback.
+            let (k, p) = unsafe { (Value::from_raw(e.klass.get()), Value::from_raw(e.packer.get())) };
+            h.aset(k, (e.ty as i64, p, e.flags as i64))?;
+        }
+        Ok(h)
+    }
+
+    pub fn mark(&self) {
+        for e in &self.entries {
+            e.klass.mark();
+            e.packer.mark();
+        }
+    }
+
+    pub fn update_references(&self) {
+        for e in &self.entries {
+            e.klass.update();
+            e.packer.update();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct UnpackEntry {
+    pub klass: GcRef,
+    /// A Proc, a Method, or a Symbol naming a class method of `klass`.
+    pub unpacker: GcRef,
+    pub flags: u8,
+}
+
+/// Unpack-side registrations: a 256-slot table indexed by type id, shared
+/// copy-on-write between a factory and its unpackers.
+#[derive(Clone)]
+pub struct UnpackRegistry {
+    slots: Vec<Option<UnpackEntry>>,
+    count: usize,
+}
+
+impl Default for UnpackRegistry {
+    fn default() -> Self {
+        UnpackRegistry {
+            slots: vec![None; 256],
+            count: 0,
+        }
+    }
+}
+
+impl UnpackRegistry {
+    #[inline]
+    pub fn get(&self, ty: i8) -> Option<&UnpackEntry> {
+        self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn register(&mut self, ty: i8, klass: VALUE, unpacker: VALUE, flags: u8) {
+        if let Some(slot) = self.slots.get_mut(ty as u8 as usize) {
+            if slot.is_none() {
+                self.count += 1;
+            }
+            *slot = Some(UnpackEntry {
+                klass: GcRef::new(klass),
+                unpacker: GcRef::new(unpacker),
+                flags,
+            });
+        }
+    }
+
+    /// Whether any entry wants recursive unpacking.
+    pub fn any_recursive(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|e| e.flags & FLAG_RECURSIVE != 0)
+    }
+
+    /// `{type => [klass, unpacker, flags]}`.
+    pub fn to_hash(&self) -> Result<RHash, Error> {
+        let h = crate::errors::ruby().hash_new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(e) = slot {
+                // SAFETY: live objects kept alive by the owner's mark callback.
+                let (k, u) =
+                    unsafe { (Value::from_raw(e.klass.get()), Value::from_raw(e.unpacker.get())) };
+                h.aset(i as u8 as i8 as i64, (k, u, e.flags as i64))?;
+            }
+        }
+        Ok(h)
+    }
+
+    pub fn mark(&self) {
+        for e in self.slots.iter().flatten() {
+            e.klass.mark();
+            e.unpacker.mark();
+        }
+    }
+
+    pub fn update_references(&self) {
+        for e in self.slots.iter().flatten() {
+            e.klass.update();
+            e.unpacker.update();
+        }
+    }
+}
+
+/// A shared unpack table; registering on one holder copies it first.
+pub type SharedUnpackRegistry = Arc<UnpackRegistry>;
+
+/// Calls a registered packer: a Symbol names a method of `obj` (called with
+/// `extra`), anything else gets `call(obj, *extra)`.
+pub fn call_packer(callable: VALUE, obj: Value, extra: &[Value]) -> Result<Value, Error> {
+    // SAFETY: `callable` is a live object from a registry.
+    let c = unsafe { Value::from_raw(callable) };
+    if let Some(sym) = magnus::Symbol::from_value(c) {
+        obj.funcall(sym, extra)
+    } else {
+        let mut args = Vec::with_capacity(1 + extra.len());
+        args.push(obj);
+        args.extend_from_slice(extra);
+        c.funcall("call", args.as_slice())
+    }
+}
+
+/// Calls a registered unpacker: a Symbol names a class method of `klass`,
+/// anything else gets `call(arg)`.
+pub fn call_unpacker(callable: VALUE, klass: VALUE, arg: Value) -> Result<Value, Error> {
+    // SAFETY: live objects from a registry.
+    let (c, k) = unsafe { (Value::from_raw(callable), Value::from_raw(klass)) };
+    if let Some(sym) = magnus::Symbol::from_value(c) {
+        k.funcall(sym, (arg,))
+    } else {
+        c.funcall("call", (arg,))
+    }
+}

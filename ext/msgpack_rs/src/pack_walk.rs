@@ -1,0 +1,292 @@
+//! The packing walk: turns a Ruby object graph into MessagePack bytes.
+//!
+//! Type dispatch uses the raw object header (no magnus conversions), and
+//! the output vector is borrowed only between calls into Ruby, so user code
+//! (`to_msgpack(packer)`, ext packers) can write into the same packer.
+use crate::errors;
+use crate::packer::Packer;
+use crate::raw;
+use magnus::{
+    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
+    RArray, RHash, RString, Symbol, Value,
+};
+use msgpack_rs_core::encode;
+use rb_sys::{ruby_value_type::*, VALUE};
+use std::os::raw::c_int;
+
+/// Nesting beyond this raises SystemStackError (msgpack-ruby has no guard
+/// and overflows Ruby's stack on cyclic data; we stop before the native
+/// stack is at risk, also in non-main Ractors' smaller stacks).
+const MAX_PACK_DEPTH: usize = 4096;
+
+pub struct Walker<'a> {
+    p: &'a Packer,
+    me: Value,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(p: &'a Packer, me: Value) -> Self {
+        Walker { p, me }
+    }
+
+    pub fn write_value(&self, obj: Value, depth: usize) -> Result<(), Error> {
+        let v = obj.as_raw();
+        if rb_sys::SPECIAL_CONST_P(v) {
+            if v == raw::NIL {
+                return self.p.out(encode::write_nil);
+            } else if v == raw::TRUE {
+                return self.p.out(|o| encode::write_bool(o, true));
+            } else if v == raw::FALSE {
+                return self.p.out(|o| encode::write_bool(o, false));
+            } else if rb_sys::FIXNUM_P(v) {
+                // SAFETY: checked Fixnum.
+                let i = unsafe { rb_sys::FIX2LONG(v) } as i64;
+                return self.p.out(|o| encode::write_int(o, i));
+            } else if rb_sys::FLONUM_P(v) {
+                // SAFETY: checked Flonum.
+                let f = unsafe { rb_sys::NUM2DBL(v) };
+                return self.p.out(|o| encode::write_f64(o, f));
+            } else if rb_sys::STATIC_SYM_P(v) {
+                if let Some(sym) = Symbol::from_value(obj) {
+                    return self.write_symbol(sym);
+                }
+            }
+            return self.write_other(obj, depth);
+        }
+        // SAFETY: `v` is a live heap object.
+        let t = unsafe { rb_sys::RB_BUILTIN_TYPE(v) };
+        match t {
+            RUBY_T_STRING => {
+                if !self.is_plain(v, || unsafe { rb_sys::rb_cString }) {
+                    if let Some(e) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    }
+                }
+                match RString::from_value(obj) {
+                    Some(s) => self.write_rstring(s),
+                    None => self.write_other(obj, depth),
+                }
+            }
+            RUBY_T_ARRAY => {
+                if !self.is_plain(v, || unsafe { rb_sys::rb_cArray }) {
+                    if let Some(e) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    }
+                }
+                match RArray::from_value(obj) {
+                    Some(a) => self.write_array(a, depth),
+                    None => self.write_other(obj, depth),
+                }
+            }
+            RUBY_T_HASH => {
+                if !self.is_plain(v, || unsafe { rb_sys::rb_cHash }) {
+                    if let Some(e) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    }
+                }
+                match RHash::from_value(obj) {
+                    Some(h) => self.write_hash(h, depth),
+                    None => self.write_other(obj, depth),
+                }
+            }
+            RUBY_T_FLOAT => {
+                // SAFETY: checked Float.
+                let f = unsafe { rb_sys::NUM2DBL(v) };
+                self.p.out(|o| encode::write_f64(o, f))
+            }
+            RUBY_T_BIGNUM => match Integer::from_value(obj) {
+                Some(i) => self.write_integer(i),
+                None => self.write_other(obj, depth),
+            },
+            RUBY_T_SYMBOL => match Symbol::from_value(obj) {
+                Some(sym) => self.write_symbol(sym),
+                None => self.write_other(obj, depth),
+            },
+            _ => self.write_other(obj, depth),
+        }
+    }
+
+    /// Exactly the core class (no subclass, no singleton class), or no
+    /// registrations that could apply.
+    #[inline]
+    fn is_plain(&self, v: VALUE, core: impl FnOnce() -> VALUE) -> bool {
+        raw::class_of(v) == core()
+    }
+
+    /// Ext lookup, then `obj.to_msgpack(packer)`.
+    fn write_other(&self, obj: Value, _depth: usize) -> Result<(), Error> {
+        if let Some((ty, packer, flags)) = self.p.lookup_ext(obj) {
+            return self.p.write_registered_ext(self.me, obj, ty, packer, flags);
+        }
+        let _: Value = obj.funcall("to_msgpack", (self.me,))?;
+        Ok(())
+    }
+
+    pub fn write_integer(&self, i: Integer) -> Result<(), Error> {
+        let v = i.as_raw();
+        if rb_sys::FIXNUM_P(v) {
+            // SAFETY: checked Fixnum.
+            let n = unsafe { rb_sys::FIX2LONG(v) } as i64;
+            return self.p.out(|o| encode::write_int(o, n));
+        }
+        // SAFETY: a Bignum.
+        let positive = unsafe { rb_sys::RBIGNUM_POSITIVE_P(v) };
+        if positive {
+            if let Ok(u) = i.to_u64() {
+                return self.p.out(|o| encode::write_uint(o, u));
+            }
+        } else if let Ok(n) = i.to_i64() {
+            return self.p.out(|o| encode::write_int(o, n));
+        }
+        if self.p.has_bigint_ext() {
+            if let Some((ty, packer, flags)) = self.p.lookup_ext(i.as_value()) {
+                return self.p.write_registered_ext(self.me, i.as_value(), ty, packer, flags);
+            }
+        }
+        Err(errors::range_error(if positive {
+            "bignum too big to convert into `unsigned long long'"
+        } else {
+            "bignum too big to convert into `long long'"
+        }))
+    }
+
+    pub fn write_rstring(&self, s: RString) -> Result<(), Error> {
+        let v = s.as_raw();
+        // SAFETY: encoding index of a live String, and the VM's fixed
+        // indexes of the built-in encodings.
+        let (enc, binary, utf8, usascii) = unsafe {
+            (
+                rb_sys::rb_enc_get_index(v),
+                rb_sys::rb_ascii8bit_encindex(),
+                rb_sys::rb_utf8_encindex(),
+                rb_sys::rb_usascii_encindex(),
+            )
+        };
+        let compat = self.p.compat();
+        if enc == binary {
+            // SAFETY: bytes of a live String; no Ruby call while used.
+            let bytes = unsafe { raw::str_bytes(v) };
+            let len = len32(bytes.len())?;
+            self.p.out(|o| {
+                if compat {
+                    encode::write_str_header(o, len, true)
+                } else {
+                    encode::write_bin_header(o, len)
+                }
+            })?;
+            return self.p.put_body(s.as_value(), bytes);
+        }
+        let text = if enc == utf8
+            || enc == usascii
+            // SAFETY: coderange scan of a live String.
+            || unsafe { rb_sys::rb_enc_str_asciionly_p(v) } != 0
+        {
+            s
+        } else {
+            let converted: Value = s.funcall("encode", ("UTF-8",))?;
+            RString::try_convert(converted)?
+        };
+        let tv = text.as_raw();
+        // SAFETY: bytes of a live String; no Ruby call while used.
+        let bytes = unsafe { raw::str_bytes(tv) };
+        let len = len32(bytes.len())?;
+        self.p.out(|o| encode::write_str_header(o, len, compat))?;
+        self.p.put_body(text.as_value(), bytes)
+    }
+
+    pub fn write_symbol(&self, sym: Symbol) -> Result<(), Error> {
+        if self.p.has_symbol_ext() {
+            if let Some((ty, packer, flags)) = self.p.lookup_ext(sym.as_value()) {
+                return self.p.write_registered_ext(self.me, sym.as_value(), ty, packer, flags);
+            }
+        }
+        // SAFETY: Symbol#name as a frozen String.
+        let name = unsafe { rb_sys::rb_sym2str(sym.as_raw()) };
+        // SAFETY: a live String.
+        match RString::from_value(unsafe { Value::from_raw(name) }) {
+            Some(s) => self.write_rstring(s),
+            None => Err(errors::type_error("Symbol without a name")),
+        }
+    }
+
+    pub fn write_array(&self, a: RArray, depth: usize) -> Result<(), Error> {
+        if depth >= MAX_PACK_DEPTH {
+            return Err(stack_too_deep());
+        }
+        let len = len32(a.len())?;
+        self.p.out(|o| encode::write_array_header(o, len))?;
+        for i in 0..len as usize {
+            let v = raw::ary_entry(a.as_raw(), i);
+            // SAFETY: an element of a live Array.
+            self.write_value(unsafe { Value::from_raw(v) }, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    pub fn write_hash(&self, h: RHash, depth: usize) -> Result<(), Error> {
+        if depth >= MAX_PACK_DEPTH {
+            return Err(stack_too_deep());
+        }
+        let len = len32(h.len())?;
+        self.p.out(|o| encode::write_map_header(o, len))?;
+        let mut ctx = HashCtx {
+            walker: self,
+            depth: depth + 1,
+            err: None,
+        };
+        // SAFETY: `each_pair` only runs our callback, which never raises
+        // (errors are stored in `ctx` and iteration stops).
+        unsafe {
+            rb_sys::rb_hash_foreach(
+                h.as_raw(),
+                Some(each_pair),
+                &mut ctx as *mut HashCtx as VALUE,
+            );
+        }
+        match ctx.err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+struct HashCtx<'w, 'a> {
+    walker: &'w Walker<'a>,
+    depth: usize,
+    err: Option<Error>,
+}
+
+const ST_CONTINUE: c_int = 0;
+const ST_STOP: c_int = 1;
+
+extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> c_int {
+    // SAFETY: `arg` is the `HashCtx` passed by `write_hash`, alive for the
+    // whole iteration.
+    let ctx = unsafe { &mut *(arg as *mut HashCtx) };
+    // SAFETY: key and value are live objects of the Hash.
+    let (k, v) = unsafe { (Value::from_raw(k), Value::from_raw(v)) };
+    let r = ctx
+        .walker
+        .write_value(k, ctx.depth)
+        .and_then(|()| ctx.walker.write_value(v, ctx.depth));
+    match r {
+        Ok(()) => ST_CONTINUE,
+        Err(e) => {
+            ctx.err = Some(e);
+            ST_STOP
+        }
+    }
+}
+
+fn len32(n: usize) -> Result<u32, Error> {
+    encode::len_u32(n).map_err(|e| errors::arg_error(e.to_string()))
+}
+
+fn stack_too_deep() -> Error {
+    let ruby = errors::ruby();
+    let class = ruby
+        .class_object()
+        .const_get::<_, magnus::ExceptionClass>("SystemStackError")
+        .unwrap_or_else(|_| ruby.exception_standard_error());
+    Error::new(class, "stack level too deep")
+}

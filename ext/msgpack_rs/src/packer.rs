@@ -1,0 +1,597 @@
+//! `MessagePack::Packer`.
+use crate::buffer::{self, undef_copy};
+use crate::buffer_core::{opt_flag, BufferCore};
+use crate::chunk_queue::ChunkQueue;
+use crate::errors::{self, ruby};
+use crate::ext_registry::{self, PackRegistry, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE};
+use crate::gc_ref::GcRef;
+use crate::pack_walk::Walker;
+use magnus::{
+    method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
+    value::ReprValue, DataTypeFunctions, Error, Float, Integer, RArray, RHash, RModule,
+    RString, Ruby, Symbol, TypedData, Value,
+};
+use msgpack_rs_core::encode;
+use std::cell::{Cell, RefCell};
+
+#[derive(TypedData, Default)]
+#[magnus(class = "MessagePack::Packer", mark, compact, size, free_immediately)]
+pub struct Packer {
+    buf: BufferCore,
+    compat: Cell<bool>,
+    registry: RefCell<PackRegistry>,
+    /// Ancestor-lookup results by class (`None`: no registered ancestor).
+    /// Cleared on every registration.
+    lookup_cache: RefCell<Vec<(GcRef, Option<usize>)>>,
+    has_symbol_ext: Cell<bool>,
+    has_bigint_ext: Cell<bool>,
+    view: GcRef,
+    /// Output set aside while a recursive ext packer writes its payload.
+    suspended: RefCell<Vec<ChunkQueue>>,
+}
+
+impl DataTypeFunctions for Packer {
+    fn mark(&self, _: &magnus::gc::Marker) {
+        self.buf.mark();
+        self.view.mark();
+        if let Ok(r) = self.registry.try_borrow() {
+            r.mark();
+        }
+        if let Ok(c) = self.lookup_cache.try_borrow() {
+            for (k, _) in c.iter() {
+                k.mark();
+            }
+        }
+        if let Ok(s) = self.suspended.try_borrow() {
+            for q in s.iter() {
+                q.mark();
+            }
+        }
+    }
+    fn compact(&self, _: &magnus::gc::Compactor) {
+        self.buf.update_references();
+        self.view.update();
+        if let Ok(r) = self.registry.try_borrow() {
+            r.update_references();
+        }
+        if let Ok(c) = self.lookup_cache.try_borrow() {
+            for (k, _) in c.iter() {
+                k.update();
+            }
+        }
+        if let Ok(s) = self.suspended.try_borrow() {
+            for q in s.iter() {
+                q.update_references();
+            }
+        }
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.buf.heap_size()
+    }
+}
+
+/// Parsed constructor arguments: `()`, `(nil)`, `(hash)`, `(io)`,
+/// `(io, hash)`, `(io, nil)`.
+pub fn split_io_options(
+    args: &[Value],
+    type_error_for_bad_hash: bool,
+) -> Result<(Option<Value>, Option<RHash>), Error> {
+    match args {
+        [] => Ok((None, None)),
+        [a] => match RHash::from_value(*a) {
+            Some(h) => Ok((None, Some(h))),
+            None => Ok((Some(*a).filter(|v| !v.is_nil()), None)),
+        },
+        [io, opts] => {
+            let io = Some(*io).filter(|v| !v.is_nil());
+            if opts.is_nil() {
+                return Ok((io, None));
+            }
+            match RHash::from_value(*opts) {
+                Some(h) => Ok((io, Some(h))),
+                None if type_error_for_bad_hash => Err(errors::type_error(format!(
+                    "wrong argument type {} (expected Hash)",
+                    // SAFETY: classname of a live object.
+                    unsafe { opts.classname() }
+                ))),
+                None => Err(errors::arg_error(format!(
+                    "expected Hash but found {}.",
+                    // SAFETY: classname of a live object.
+                    unsafe { opts.classname() }
+                ))),
+            }
+        }
+        _ => Err(errors::arg_error(format!(
+            "wrong number of arguments ({} for 0..2)",
+            args.len()
+        ))),
+    }
+}
+
+impl Packer {
+    pub fn buffer_core(&self) -> &BufferCore {
+        &self.buf
+    }
+
+    pub fn compat(&self) -> bool {
+        self.compat.get()
+    }
+
+    pub fn has_symbol_ext(&self) -> bool {
+        self.has_symbol_ext.get()
+    }
+
+    pub fn has_bigint_ext(&self) -> bool {
+        self.has_bigint_ext.get()
+    }
+
+    /// A packer carrying a factory's registrations.
+    pub fn with_registry(registry: PackRegistry) -> Packer {
+        let p = Packer::default();
+        p.install_registry(registry);
+        p
+    }
+
+    fn install_registry(&self, registry: PackRegistry) {
+        let symbol_class = ruby().class_symbol().as_raw();
+        let has_symbol = registry
+            .entries()
+            .iter()
+            .any(|e| e.klass.get() == symbol_class && !e.packer.is_nil());
+        let has_bigint = registry
+            .entries()
+            .iter()
+            .any(|e| e.flags & FLAG_OVERSIZED_INTEGER != 0 && !e.packer.is_nil());
+        self.has_symbol_ext.set(has_symbol);
+        self.has_bigint_ext.set(has_bigint);
+        *self.registry.borrow_mut() = registry;
+        self.lookup_cache.borrow_mut().clear();
+    }
+
+    pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
+        let (io, options) = split_io_options(args, true)?;
+        self.compat.set(opt_flag(options, "compatibility_mode"));
+        self.buf.configure(io, options)
+    }
+
+    fn initialize(rb_self: &Self, args: &[Value]) -> Result<(), Error> {
+        rb_self.configure(args)
+    }
+
+    /// Runs `f` on the output vector. Fails (instead of panicking) if the
+    /// output is already being written, which only a bug could cause.
+    #[inline]
+    pub fn out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Error> {
+        match self.buf.queue.try_borrow_mut() {
+            Ok(mut q) => Ok(f(q.tail())),
+            Err(_) => Err(errors::error(
+                errors::Kind::Unpack,
+                "Packer buffer is in use (re-entrant call)",
+            )),
+        }
+    }
+
+    /// Appends a String body: copied, or referenced when it is longer than
+    /// the write-reference threshold (no copy until the output is joined).
+    pub fn put_body(&self, s: Value, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.len() > self.buf.write_reference_threshold() {
+            // SAFETY: a frozen String sharing `s`'s buffer.
+            let frozen = unsafe { rb_sys::rb_str_new_frozen(s.as_raw()) };
+            match self.buf.queue.try_borrow_mut() {
+                Ok(mut q) => q.push_string(frozen),
+                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
+            }
+            Ok(())
+        } else {
+            self.out(|o| o.extend_from_slice(bytes))
+        }
+    }
+
+    /// Looks up the ext registration for `obj` (exact class, real class,
+    /// then the first registered ancestor, cached).
+    pub fn lookup_ext(&self, obj: Value) -> Option<(i8, rb_sys::VALUE, u8)> {
+        let reg = self.registry.try_borrow().ok()?;
+        if reg.is_empty() {
+            return None;
+        }
+        let raw_obj = obj.as_raw();
+        let klass = crate::raw::class_of(raw_obj);
+        let real = crate::raw::obj_class(raw_obj);
+        let found = reg
+            .find_exact(klass)
+            .or_else(|| if real != klass { reg.find_exact(real) } else { None })
+            .or_else(|| {
+                if klass != real {
+                    // Singleton classes are per object: not worth caching.
+                    return reg.find_ancestor(klass);
+                }
+                if let Ok(cache) = self.lookup_cache.try_borrow() {
+                    if let Some((_, hit)) = cache.iter().find(|(k, _)| k.get() == real) {
+                        return *hit;
+                    }
+                }
+                let hit = reg.find_ancestor(real);
+                if let Ok(mut cache) = self.lookup_cache.try_borrow_mut() {
+                    if cache.len() < 256 {
+                        cache.push((GcRef::new(real), hit));
+                    }
+                }
+                hit
+            })?;
+        let e = reg.get(found)?;
+        if e.packer.is_nil() {
+            return None;
+        }
+        Some((e.ty, e.packer.get(), e.flags))
+    }
+
+    /// Writes `obj` as ext `ty` using its registered packer.
+    pub fn write_registered_ext(
+        &self,
+        me: Value,
+        obj: Value,
+        ty: i8,
+        packer: rb_sys::VALUE,
+        flags: u8,
+    ) -> Result<(), Error> {
+        if flags & FLAG_RECURSIVE != 0 {
+            let saved = match self.buf.queue.try_borrow_mut() {
+                Ok(mut q) => std::mem::take(&mut *q),
+                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
+            };
+            self.suspended.borrow_mut().push(saved);
+            let r = ext_registry::call_packer(packer, obj, &[me]);
+            let restored = self.suspended.borrow_mut().pop().unwrap_or_default();
+            let payload = match self.buf.queue.try_borrow_mut() {
+                Ok(mut q) => std::mem::replace(&mut *q, restored),
+                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
+            };
+            r?;
+            let bytes = payload.to_vec();
+            let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+            return self.out(|o| {
+                encode::write_ext_header(o, ty, len);
+                o.extend_from_slice(&bytes);
+            });
+        }
+        let payload = ext_registry::call_packer(packer, obj, &[])?;
+        let s = RString::try_convert(payload)?;
+        // SAFETY: bytes of a live String, copied before any Ruby call.
+        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        self.out(|o| {
+            encode::write_ext_header(o, ty, len);
+            o.extend_from_slice(bytes);
+        })
+    }
+
+    /// After a top-level write: push to the IO once enough is buffered
+    /// (never in the middle of a recursive ext payload).
+    fn maybe_flush(&self) -> Result<(), Error> {
+        if self.buf.io().is_some()
+            && self.suspended.try_borrow().map(|s| s.is_empty()).unwrap_or(false)
+            && self.buf.len() >= self.buf.io_buffer_size()
+        {
+            self.buf.flush()?;
+        }
+        Ok(())
+    }
+
+    fn walker<'a>(&'a self, me: Value) -> Walker<'a> {
+        Walker::new(self, me)
+    }
+
+    // ---- write API (each returns self) ----
+
+    fn write(rb_self: Obj<Self>, obj: Value) -> Result<Obj<Self>, Error> {
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_value(obj, 0)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_nil(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        rb_self.out(encode::write_nil)?;
+        Ok(rb_self)
+    }
+
+    fn write_true(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        rb_self.out(|o| encode::write_bool(o, true))?;
+        Ok(rb_self)
+    }
+
+    fn write_false(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        rb_self.out(|o| encode::write_bool(o, false))?;
+        Ok(rb_self)
+    }
+
+    fn write_int(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(i) = Integer::from_value(v) else {
+            return Err(wrong_type(v, "Integer"));
+        };
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_integer(i)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_float(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        if RString::from_value(v).is_some() {
+            return Err(errors::type_error("no implicit conversion to float from string"));
+        }
+        let f = f64::try_convert(v)?;
+        rb_self.out(|o| encode::write_f64(o, f))?;
+        Ok(rb_self)
+    }
+
+    fn write_float32(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        if !v.is_kind_of(ruby().class_numeric()) {
+            return Err(errors::arg_error("Expected numeric"));
+        }
+        let f = f64::try_convert(v)?;
+        rb_self.out(|o| encode::write_f32(o, f as f32))?;
+        Ok(rb_self)
+    }
+
+    fn write_string(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(s) = RString::from_value(v) else {
+            return Err(wrong_type(v, "String"));
+        };
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_rstring(s)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_bin(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(s) = RString::from_value(v) else {
+            return Err(wrong_type(v, "String"));
+        };
+        // SAFETY: bytes of a live String, used before any Ruby call.
+        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        let compat = rb_self.compat();
+        rb_self.out(|o| {
+            if compat {
+                encode::write_str_header(o, len, true)
+            } else {
+                encode::write_bin_header(o, len)
+            }
+        })?;
+        rb_self.put_body(s.as_value(), bytes)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_symbol(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(sym) = Symbol::from_value(v) else {
+            return Err(wrong_type(v, "Symbol"));
+        };
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_symbol(sym)?;
+        Ok(rb_self)
+    }
+
+    fn write_array(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(a) = RArray::from_value(v) else {
+            return Err(wrong_type(v, "Array"));
+        };
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_array(a, 0)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_hash(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let Some(h) = RHash::from_value(v) else {
+            return Err(wrong_type(v, "Hash"));
+        };
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_hash(h, 0)?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_extension(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        if !v.is_kind_of(ruby().class_struct()) {
+            return Err(wrong_type(v, "Struct"));
+        }
+        let ty: Value = v.funcall("[]", (0,))?;
+        let payload: Value = v.funcall("[]", (1,))?;
+        Self::write_ext(rb_self, ty, payload)
+    }
+
+    fn write_ext(rb_self: Obj<Self>, ty: Value, payload: Value) -> Result<Obj<Self>, Error> {
+        let ty = ext_registry::ext_type(ty)?;
+        let Some(s) = RString::from_value(payload) else {
+            return Err(wrong_type(payload, "String"));
+        };
+        // SAFETY: bytes of a live String, copied before any Ruby call.
+        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        rb_self.out(|o| {
+            encode::write_ext_header(o, ty, len);
+            o.extend_from_slice(bytes);
+        })?;
+        rb_self.maybe_flush()?;
+        Ok(rb_self)
+    }
+
+    fn write_array_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let n = header_count(n)?;
+        rb_self.out(|o| encode::write_array_header(o, n))?;
+        Ok(rb_self)
+    }
+
+    fn write_map_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let n = header_count(n)?;
+        rb_self.out(|o| encode::write_map_header(o, n))?;
+        Ok(rb_self)
+    }
+
+    fn write_bin_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let n = header_count(n)?;
+        rb_self.out(|o| encode::write_bin_header(o, n))?;
+        Ok(rb_self)
+    }
+
+    // ---- buffer & state ----
+
+    fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        rb_self.buf.flush()?;
+        Ok(rb_self)
+    }
+
+    fn reset(&self) {
+        self.buf.clear();
+    }
+
+    fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn to_str(&self) -> RString {
+        self.buf.to_rstring()
+    }
+
+    fn to_a(&self) -> Result<RArray, Error> {
+        let ary = ruby().ary_new();
+        let q = self.buf.queue.borrow();
+        let parts: Vec<Vec<u8>> = q.slices().map(|s| s.to_vec()).collect();
+        drop(q);
+        if parts.is_empty() {
+            ary.push(buffer::binary(&[]))?;
+        }
+        for p in parts {
+            ary.push(buffer::binary(&p))?;
+        }
+        Ok(ary)
+    }
+
+    fn write_to(&self, io: Value) -> Result<usize, Error> {
+        let s = self.buf.take_rstring();
+        let n = s.len();
+        let _: Value = io.funcall("write", (s,))?;
+        Ok(n)
+    }
+
+    fn buffer(rb_self: Obj<Self>) -> Result<Value, Error> {
+        if rb_self.view.is_nil() {
+            let v = buffer::new_view(rb_self.as_value())?;
+            rb_self.view.set(v.as_raw());
+        }
+        // SAFETY: kept alive by our mark callback.
+        Ok(unsafe { Value::from_raw(rb_self.view.get()) })
+    }
+
+    /// The whole output as a String (clearing it), or nil after flushing to
+    /// the IO.
+    pub fn full_pack(&self) -> Result<Option<RString>, Error> {
+        if self.buf.io().is_some() {
+            self.buf.flush()?;
+            Ok(None)
+        } else {
+            Ok(Some(self.buf.take_rstring()))
+        }
+    }
+
+    fn compatibility_mode_p(&self) -> bool {
+        self.compat.get()
+    }
+
+    fn registered_types_internal(&self) -> Result<RHash, Error> {
+        self.registry.borrow().to_hash()
+    }
+
+    fn register_type_internal(
+        rb_self: Obj<Self>,
+        ty: Value,
+        klass: Value,
+        proc_: Value,
+    ) -> Result<Value, Error> {
+        if rb_self.is_frozen() {
+            return Err(errors::frozen_error("MessagePack::Packer"));
+        }
+        let ty = ext_registry::ext_type(ty)?;
+        let klass = ext_registry::ext_class(klass)?;
+        let mut reg = rb_self.registry.borrow().clone();
+        reg.register(ty, klass, proc_.as_raw(), 0);
+        rb_self.install_registry(reg);
+        Ok(ruby().qnil().as_value())
+    }
+
+    /// Releases slack memory; returns bytes released.
+    pub fn compact_memory(&self) -> usize {
+        self.buf.queue.try_borrow_mut().map(|mut q| q.shrink()).unwrap_or(0)
+    }
+}
+
+pub fn wrong_type(v: Value, expected: &str) -> Error {
+    errors::type_error(format!(
+        "wrong argument type {} (expected {expected})",
+        // SAFETY: classname of a live object.
+        unsafe { v.classname() }
+    ))
+}
+
+/// NUM2UINT semantics: negative numbers wrap to 32 bits; more than 32 bits
+/// raise RangeError.
+fn header_count(n: Value) -> Result<u32, Error> {
+    let i = i64::try_convert(n)?;
+    if i > u32::MAX as i64 || i < i32::MIN as i64 {
+        return Err(errors::range_error(format!(
+            "integer {i} too big to convert to `unsigned int'"
+        )));
+    }
+    Ok(i as u32)
+}
+
+pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let class = module.define_class("Packer", ruby.class_object())?;
+    class.define_alloc_func::<Packer>();
+    class.define_method("initialize", method!(Packer::initialize, -1))?;
+    class.define_method("compatibility_mode?", method!(Packer::compatibility_mode_p, 0))?;
+    class.define_method("buffer", method!(Packer::buffer, 0))?;
+    class.define_method("write", method!(Packer::write, 1))?;
+    class.define_method("pack", method!(Packer::write, 1))?;
+    class.define_method("write_nil", method!(Packer::write_nil, 0))?;
+    class.define_method("write_true", method!(Packer::write_true, 0))?;
+    class.define_method("write_false", method!(Packer::write_false, 0))?;
+    class.define_method("write_int", method!(Packer::write_int, 1))?;
+    class.define_method("write_float", method!(Packer::write_float, 1))?;
+    class.define_method("write_float32", method!(Packer::write_float32, 1))?;
+    class.define_method("write_string", method!(Packer::write_string, 1))?;
+    class.define_method("write_bin", method!(Packer::write_bin, 1))?;
+    class.define_method("write_bin_header", method!(Packer::write_bin_header, 1))?;
+    class.define_method("write_symbol", method!(Packer::write_symbol, 1))?;
+    class.define_method("write_array", method!(Packer::write_array, 1))?;
+    class.define_method("write_hash", method!(Packer::write_hash, 1))?;
+    class.define_method("write_extension", method!(Packer::write_extension, 1))?;
+    class.define_method("write_ext", method!(Packer::write_ext, 2))?;
+    class.define_method("write_array_header", method!(Packer::write_array_header, 1))?;
+    class.define_method("write_map_header", method!(Packer::write_map_header, 1))?;
+    class.define_method("flush", method!(Packer::flush, 0))?;
+    class.define_method("reset", method!(Packer::reset, 0))?;
+    class.define_method("clear", method!(Packer::reset, 0))?;
+    class.define_method("size", method!(Packer::size, 0))?;
+    class.define_method("empty?", method!(Packer::is_empty, 0))?;
+    class.define_method("write_to", method!(Packer::write_to, 1))?;
+    class.define_method("to_str", method!(Packer::to_str, 0))?;
+    class.define_method("to_s", method!(Packer::to_str, 0))?;
+    class.define_method("to_a", method!(Packer::to_a, 0))?;
+    class.define_method("full_pack", method!(Packer::full_pack, 0))?;
+    class.define_method(
+        "registered_types_internal",
+        method!(Packer::registered_types_internal, 0),
+    )?;
+    class.define_method(
+        "register_type_internal",
+        method!(Packer::register_type_internal, 3),
+    )?;
+    undef_copy(class)?;
+    Ok(())
+}

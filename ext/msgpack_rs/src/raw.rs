@@ -1,0 +1,257 @@
+//! Thin safe wrappers over the raw C API calls used on hot paths.
+//!
+//! magnus's high-level calls wrap every C call in `rb_protect`; the calls
+//! here cannot raise (they only allocate, and Ruby handles out-of-memory by
+//! itself), so they skip that cost. Anything that can run user code or raise
+//! goes through magnus instead.
+use rb_sys::{
+    special_consts::{Qfalse, Qnil, Qtrue},
+    VALUE,
+};
+use std::os::raw::c_long;
+
+pub const NIL: VALUE = Qnil as VALUE;
+pub const TRUE: VALUE = Qtrue as VALUE;
+pub const FALSE: VALUE = Qfalse as VALUE;
+
+/// A byte length as the C API's `long`. Ruby strings and Rust slices never
+/// exceed `isize::MAX`, so this never truncates.
+#[inline]
+fn clong(n: usize) -> c_long {
+    n as c_long
+}
+
+/// The bytes of a String.
+///
+/// # Safety
+/// `s` must be a live String and the slice must not outlive any change to
+/// it (callers only keep it while no Ruby code runs, or `s` is frozen).
+#[inline]
+pub unsafe fn str_bytes<'a>(s: VALUE) -> &'a [u8] {
+    let len = rb_sys::RSTRING_LEN(s) as usize;
+    if len == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts(rb_sys::RSTRING_PTR(s) as *const u8, len)
+}
+
+/// True when the String's bytes live inside the object slot (so they move
+/// when GC compaction moves the object).
+#[inline]
+pub fn str_is_embedded(s: VALUE) -> bool {
+    // SAFETY: reading the flags word of a live heap object.
+    let flags = unsafe { (*(s as *const rb_sys::RBasic)).flags };
+    flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as VALUE) == 0
+}
+
+#[inline]
+pub fn utf8_str(bytes: &[u8]) -> VALUE {
+    // SAFETY: the pointer/length pair comes from a valid slice.
+    unsafe { rb_sys::rb_utf8_str_new(bytes.as_ptr() as *const _, clong(bytes.len())) }
+}
+
+#[inline]
+pub fn binary_str(bytes: &[u8]) -> VALUE {
+    // SAFETY: as above; rb_str_new makes an ASCII-8BIT string.
+    unsafe { rb_sys::rb_str_new(bytes.as_ptr() as *const _, clong(bytes.len())) }
+}
+
+/// A frozen, deduplicated UTF-8 string (what `-"str"` gives).
+#[inline]
+pub fn interned_utf8(bytes: &[u8]) -> VALUE {
+    // SAFETY: valid slice; rb_utf8_encoding returns a static pointer.
+    unsafe {
+        rb_sys::rb_enc_interned_str(
+            bytes.as_ptr() as *const _,
+            clong(bytes.len()),
+            rb_sys::rb_utf8_encoding(),
+        )
+    }
+}
+
+/// A frozen, deduplicated ASCII-8BIT string.
+#[inline]
+pub fn interned_binary(bytes: &[u8]) -> VALUE {
+    // SAFETY: valid slice; rb_ascii8bit_encoding returns a static pointer.
+    unsafe {
+        rb_sys::rb_enc_interned_str(
+            bytes.as_ptr() as *const _,
+            clong(bytes.len()),
+            rb_sys::rb_ascii8bit_encoding(),
+        )
+    }
+}
+
+/// A Symbol with the given bytes in UTF-8 (`binary` false) or ASCII-8BIT.
+/// UTF-8 input must be valid (callers check), so this cannot raise.
+#[inline]
+pub fn symbol(bytes: &[u8], binary: bool) -> VALUE {
+    // SAFETY: valid slice and static encoding pointers.
+    unsafe {
+        let enc = if binary {
+            rb_sys::rb_ascii8bit_encoding()
+        } else {
+            rb_sys::rb_utf8_encoding()
+        };
+        let id = rb_sys::rb_intern3(bytes.as_ptr() as *const _, clong(bytes.len()), enc);
+        rb_sys::rb_id2sym(id)
+    }
+}
+
+/// A shared (no-copy) substring of the frozen String `src`, as UTF-8 or
+/// binary.
+#[inline]
+pub fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
+    // SAFETY: offset/len lie within `src` (callers derive them from a slice
+    // of its bytes); rb_str_substr shares the buffer of a long string.
+    unsafe {
+        let s = rb_sys::rb_str_substr(src, clong(offset), clong(len));
+        let idx = if utf8 {
+            rb_sys::rb_utf8_encindex()
+        } else {
+            rb_sys::rb_ascii8bit_encindex()
+        };
+        rb_sys::rb_enc_associate_index(s, idx);
+        s
+    }
+}
+
+#[inline]
+pub fn uint(v: u64) -> VALUE {
+    if v <= rb_sys::FIXNUM_MAX as u64 {
+        // SAFETY: in Fixnum range.
+        unsafe { rb_sys::LONG2FIX(v as c_long) }
+    } else {
+        // SAFETY: plain conversion.
+        unsafe { rb_sys::rb_ull2inum(v) }
+    }
+}
+
+#[inline]
+pub fn int(v: i64) -> VALUE {
+    if rb_sys::FIXABLE(v as c_long) {
+        // SAFETY: in Fixnum range.
+        unsafe { rb_sys::LONG2FIX(v as c_long) }
+    } else {
+        // SAFETY: plain conversion.
+        unsafe { rb_sys::rb_ll2inum(v) }
+    }
+}
+
+#[inline]
+pub fn float(v: f64) -> VALUE {
+    rb_sys::DBL2NUM(v)
+}
+
+#[inline]
+pub fn ary_new_capa(capa: usize) -> VALUE {
+    // SAFETY: plain allocation.
+    unsafe { rb_sys::rb_ary_new_capa(clong(capa)) }
+}
+
+#[inline]
+pub fn ary_push(ary: VALUE, v: VALUE) {
+    // SAFETY: `ary` is a live, unfrozen Array we created.
+    unsafe {
+        rb_sys::rb_ary_push(ary, v);
+    }
+}
+
+#[inline]
+pub fn ary_len(ary: VALUE) -> usize {
+    // SAFETY: `ary` is a live Array.
+    unsafe { rb_sys::RARRAY_LEN(ary) as usize }
+}
+
+#[inline]
+pub fn ary_entry(ary: VALUE, idx: usize) -> VALUE {
+    // SAFETY: `ary` is a live Array; rb_ary_entry bounds-checks.
+    unsafe { rb_sys::rb_ary_entry(ary, idx as c_long) }
+}
+
+#[inline]
+pub fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
+    // SAFETY: `ary` is a live, unfrozen Array we own; rb_ary_store applies
+    // the write barrier.
+    unsafe { rb_sys::rb_ary_store(ary, idx as c_long, v) }
+}
+
+#[inline]
+pub fn ary_truncate(ary: VALUE, len: usize) {
+    // SAFETY: `ary` is a live, unfrozen Array we own.
+    unsafe {
+        rb_sys::rb_ary_resize(ary, clong(len));
+    }
+}
+
+#[inline]
+pub fn hash_new() -> VALUE {
+    // SAFETY: plain allocation.
+    unsafe { rb_sys::rb_hash_new() }
+}
+
+/// `Hash#[]=` for keys whose `hash`/`eql?` are Ruby's own (String, Symbol,
+/// Integer, Float, nil, true, false), which cannot raise or run user code.
+#[inline]
+pub fn hash_aset(hash: VALUE, k: VALUE, v: VALUE) {
+    // SAFETY: `hash` is a live, unfrozen Hash we created.
+    unsafe {
+        rb_sys::rb_hash_aset(hash, k, v);
+    }
+}
+
+#[inline]
+pub fn freeze(v: VALUE) -> VALUE {
+    // SAFETY: freezing a live object we created.
+    unsafe { rb_sys::rb_obj_freeze(v) }
+}
+
+#[inline]
+pub fn is_frozen(v: VALUE) -> bool {
+    // SAFETY: reading flags of a live object.
+    unsafe { rb_sys::rb_obj_frozen_p(v) == TRUE }
+}
+
+/// Whether a key's hashing is built in (see [`hash_aset`]).
+#[inline]
+pub fn has_builtin_hash(k: VALUE) -> bool {
+    use rb_sys::ruby_value_type::*;
+    if rb_sys::SPECIAL_CONST_P(k) {
+        return true;
+    }
+    // SAFETY: `k` is a live heap object.
+    let t = unsafe { rb_sys::RB_BUILTIN_TYPE(k) };
+    // SAFETY: as above.
+    let exact_string = t == RUBY_T_STRING && unsafe { rb_sys::rb_obj_class(k) == rb_sys::rb_cString };
+    exact_string || matches!(t, RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT)
+}
+
+/// `CLASS_OF`: the singleton class when there is one.
+#[inline]
+pub fn class_of(v: VALUE) -> VALUE {
+    // SAFETY: the class globals are set at VM boot; a non-special VALUE is a
+    // live heap object whose RBasic header holds its class.
+    unsafe {
+        if !rb_sys::SPECIAL_CONST_P(v) {
+            (*(v as *const rb_sys::RBasic)).klass
+        } else if v == NIL {
+            rb_sys::rb_cNilClass
+        } else if v == TRUE {
+            rb_sys::rb_cTrueClass
+        } else if v == FALSE {
+            rb_sys::rb_cFalseClass
+        } else if rb_sys::FIXNUM_P(v) {
+            rb_sys::rb_cInteger
+        } else if rb_sys::FLONUM_P(v) {
+            rb_sys::rb_cFloat
+        } else {
+            rb_sys::rb_cSymbol
+        }
+    }
+}
+
+#[inline]
+pub fn obj_class(v: VALUE) -> VALUE {
+    // SAFETY: as above, skipping singleton classes.
+    unsafe { rb_sys::rb_obj_class(v) }
+}
