@@ -113,18 +113,15 @@ impl Buffer {
     }
 
     fn size(&self) -> Result<usize, Error> {
-        self.with(|c| Ok(c.len()))
+        self.with(|c| c.len())
     }
 
     fn is_empty(&self) -> Result<bool, Error> {
-        self.with(|c| Ok(c.is_empty()))
+        self.with(|c| c.is_empty())
     }
 
     fn clear(&self) -> Result<(), Error> {
-        self.with(|c| {
-            c.clear();
-            Ok(())
-        })
+        self.with(|c| c.clear())
     }
 
     /// Feeding an Unpacker's view buffer must go through the unpacker (so a
@@ -169,7 +166,7 @@ impl Buffer {
                 if exact {
                     let have = self.with(|c| {
                         c.fill_to(n)?;
-                        Ok(c.len())
+                        c.len()
                     })?;
                     if have < n {
                         return Err(errors::eof());
@@ -203,7 +200,7 @@ impl Buffer {
         let n = count_arg(n)?;
         rb_self.with(|c| {
             c.fill_to(n)?;
-            if c.len() < n {
+            if c.len()? < n {
                 return Err(errors::eof());
             }
             c.skip_bytes(n)
@@ -212,12 +209,12 @@ impl Buffer {
     }
 
     fn to_str(&self) -> Result<RString, Error> {
-        self.with(|c| Ok(c.to_rstring()))
+        self.with(|c| c.to_rstring())
     }
 
     fn to_a(&self) -> Result<RArray, Error> {
         self.with(|c| {
-            let q = c.queue.borrow();
+            let q = c.q()?;
             let parts: Vec<Vec<u8>> = q.slices().map(|s| s.to_vec()).collect();
             drop(q);
             let ary = ruby().ary_new_capa(parts.len().max(1));
@@ -247,8 +244,13 @@ impl Buffer {
         }
     }
 
+    /// Releases slack memory; returns the bytes released.
+    fn compact_memory(&self) -> Result<usize, Error> {
+        self.with(|c| Ok(c.queue.try_borrow_mut().map(|mut q| q.shrink()).unwrap_or(0)))
+    }
+
     fn write_to(&self, io: Value) -> Result<usize, Error> {
-        let s = self.with(|c| Ok(c.take_rstring()))?;
+        let s = self.with(|c| c.take_rstring())?;
         let n = s.len();
         let _: Value = io.funcall("write", (s,))?;
         Ok(n)
@@ -288,6 +290,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
     class.define_method("flush", method!(Buffer::flush, 0))?;
     class.define_method("close", method!(Buffer::close, 0))?;
     class.define_method("write_to", method!(Buffer::write_to, 1))?;
+    class.define_method("compact!", method!(Buffer::compact_memory, 0))?;
     undef_copy(class)?;
     Ok(class)
 }

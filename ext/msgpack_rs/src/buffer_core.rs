@@ -8,7 +8,7 @@ use magnus::{
     prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash,
     RString, Value,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 
 pub const IO_BUFFER_SIZE_DEFAULT: usize = 32 * 1024;
 pub const IO_BUFFER_SIZE_MIN: usize = 1024;
@@ -74,7 +74,26 @@ fn opt_size(options: Option<RHash>, key: &str) -> Result<Option<usize>, Error> {
     }
 }
 
+/// Raised when a buffer is used while it is being read or written further
+/// up the stack (e.g. an ext callback feeding the unpacker that called it).
+pub fn busy() -> Error {
+    errors::error(
+        errors::Kind::Unpack,
+        "buffer is in use (re-entrant call from an extension callback?)",
+    )
+}
+
 impl BufferCore {
+    #[inline]
+    pub fn q(&self) -> Result<Ref<'_, ChunkQueue>, Error> {
+        self.queue.try_borrow().map_err(|_| busy())
+    }
+
+    #[inline]
+    pub fn q_mut(&self) -> Result<RefMut<'_, ChunkQueue>, Error> {
+        self.queue.try_borrow_mut().map_err(|_| busy())
+    }
+
     pub fn mark(&self) {
         self.io.mark();
         if let Ok(q) = self.queue.try_borrow() {
@@ -143,12 +162,12 @@ impl BufferCore {
         self.write_reference_threshold.get()
     }
 
-    pub fn len(&self) -> usize {
-        self.queue.borrow().len()
+    pub fn len(&self) -> Result<usize, Error> {
+        Ok(self.q()?.len())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queue.borrow().is_empty()
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.q()?.is_empty())
     }
 
     /// Appends a String: copied, or referenced when longer than the write
@@ -176,17 +195,17 @@ impl BufferCore {
             }
             // SAFETY: makes a frozen String sharing `s`'s buffer.
             let frozen = unsafe { rb_sys::rb_str_new_frozen(raw_s) };
-            self.queue.borrow_mut().push_string(frozen);
+            self.q_mut()?.push_string(frozen);
         } else {
             // SAFETY: bytes of a live String, copied before any Ruby call.
             let bytes = unsafe { raw::str_bytes(raw_s) };
-            self.queue.borrow_mut().push_bytes(bytes);
+            self.q_mut()?.push_bytes(bytes);
         }
         Ok(len)
     }
 
     /// References a fed String without copying when it is large enough.
-    pub fn feed_string(&self, s: RString) {
+    pub fn feed_string(&self, s: RString) -> Result<(), Error> {
         let raw_s = s.as_raw();
         if s.len() >= self.read_reference_threshold.get() {
             // SAFETY: a frozen String sharing `s`'s buffer, so later changes
@@ -196,12 +215,13 @@ impl BufferCore {
             } else {
                 unsafe { rb_sys::rb_str_new_frozen(raw_s) }
             };
-            self.queue.borrow_mut().push_string(frozen);
+            self.q_mut()?.push_string(frozen);
         } else {
             // SAFETY: bytes of a live String, copied before any Ruby call.
             let bytes = unsafe { raw::str_bytes(raw_s) };
-            self.queue.borrow_mut().push_bytes(bytes);
+            self.q_mut()?.push_bytes(bytes);
         }
+        Ok(())
     }
 
     /// Reads once from the IO into the queue. Raises EOFError at the end of
@@ -223,14 +243,14 @@ impl BufferCore {
         if s.is_empty() {
             return Err(io_eof());
         }
-        self.feed_string(s);
+        self.feed_string(s)?;
         Ok(s.len())
     }
 
     /// Reads from the IO until at least `want` bytes are buffered or the IO
     /// ends. Returns whether `want` was reached.
     pub fn fill_to(&self, want: usize) -> Result<bool, Error> {
-        while self.len() < want {
+        while self.len()? < want {
             if self.io().is_none() {
                 return Ok(false);
             }
@@ -255,14 +275,16 @@ impl BufferCore {
     }
 
     /// Everything buffered, as one binary String (not consumed).
-    pub fn to_rstring(&self) -> RString {
-        let q = self.queue.borrow();
+    pub fn to_rstring(&self) -> Result<RString, Error> {
+        let q = self.q()?;
         let total = q.len();
+        // Allocating may run the GC, which only reads the queue: fine while
+        // we hold a shared borrow.
         let out = ruby().str_buf_new(total);
         for s in q.slices() {
             out.cat(s);
         }
-        out
+        Ok(out)
     }
 
     /// Writes everything to the IO and consumes it; no-op without an IO.
@@ -270,8 +292,8 @@ impl BufferCore {
         if self.io().is_none() {
             return Ok(());
         }
-        let s = self.to_rstring();
-        self.queue.borrow_mut().clear();
+        let s = self.to_rstring()?;
+        self.q_mut()?.clear();
         if !s.is_empty() {
             self.io_write(s.as_value())?;
         }
@@ -279,28 +301,29 @@ impl BufferCore {
     }
 
     /// Takes everything buffered as one String, leaving the queue empty.
-    pub fn take_rstring(&self) -> RString {
-        let s = self.to_rstring();
-        self.queue.borrow_mut().clear();
-        s
+    pub fn take_rstring(&self) -> Result<RString, Error> {
+        let s = self.to_rstring()?;
+        self.q_mut()?.clear();
+        Ok(s)
     }
 
-    pub fn clear(&self) {
-        self.queue.borrow_mut().clear();
+    pub fn clear(&self) -> Result<(), Error> {
+        self.q_mut()?.clear();
+        Ok(())
     }
 
     /// Reads up to `n` bytes, pulling from the IO when needed.
     pub fn read_bytes(&self, n: usize) -> Result<Vec<u8>, Error> {
         self.fill_to(n)?;
         let mut out = Vec::new();
-        self.queue.borrow_mut().read_into(&mut out, n);
+        self.q_mut()?.read_into(&mut out, n);
         Ok(out)
     }
 
     /// Everything, reading the IO to its end.
     pub fn read_everything(&self) -> Result<Vec<u8>, Error> {
         self.fill_to(usize::MAX)?;
-        let mut q = self.queue.borrow_mut();
+        let mut q = self.q_mut()?;
         let v = q.to_vec();
         q.clear();
         Ok(v)
@@ -308,7 +331,7 @@ impl BufferCore {
 
     pub fn skip_bytes(&self, n: usize) -> Result<usize, Error> {
         self.fill_to(n)?;
-        Ok(self.queue.borrow_mut().consume(n))
+        Ok(self.q_mut()?.consume(n))
     }
 }
 

@@ -168,7 +168,7 @@ impl Builder for RubyBuilder {
         if let Some(e) = self.registry.get(ty) {
             if !e.unpacker.is_nil() {
                 let payload = Self::ext_payload(data);
-                let v = ext_registry::call_unpacker(e.unpacker.get(), e.klass.get(), payload)?;
+                let v = ext_registry::call_unpacker(e.unpacker.get(), ty, e.klass.get(), payload)?;
                 return Ok(self.done(magnus::rb_sys::AsRawValue::as_raw(v)));
             }
         }
@@ -246,10 +246,4 @@ impl Builder for RubyBuilder {
         raw::ary_truncate(self.holder, map);
         Ok(self.done(v))
     }
-}
-
-/// Nothing to do with `ReprValue` beyond keeping the import used in docs.
-#[allow(dead_code)]
-fn _assert_value(v: Value) -> bool {
-    v.is_nil()
 }

@@ -187,11 +187,6 @@ impl ChunkQueue {
         }
     }
 
-    /// Number of chunks holding unread data.
-    pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
-    }
-
     /// Joins the front chunk with the next one so a token that spans them
     /// can be read contiguously. Returns false when there is no next chunk.
     pub fn coalesce_front(&mut self) -> bool {

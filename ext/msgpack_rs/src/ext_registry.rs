@@ -7,11 +7,10 @@ use crate::errors;
 use crate::gc_ref::GcRef;
 use crate::raw;
 use magnus::{
-    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
+    rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
     RClass, RHash, RModule, Value,
 };
 use rb_sys::VALUE;
-use std::sync::Arc;
 
 pub const FLAG_RECURSIVE: u8 = 1;
 pub const FLAG_OVERSIZED_INTEGER: u8 = 2;
@@ -96,6 +95,13 @@ impl PackRegistry {
         }
     }
 
+    /// Every registered callable may be called from any Ractor.
+    pub fn all_shareable(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|e| crate::ractor::is_shareable(e.packer.get()))
+    }
+
     pub fn find_exact(&self, klass: VALUE) -> Option<usize> {
         self.entries.iter().position(|e| e.klass.get() == klass)
     }
@@ -170,10 +176,6 @@ impl UnpackRegistry {
         self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     pub fn register(&mut self, ty: i8, klass: VALUE, unpacker: VALUE, flags: u8) {
         if let Some(slot) = self.slots.get_mut(ty as u8 as usize) {
             if slot.is_none() {
@@ -187,12 +189,12 @@ impl UnpackRegistry {
         }
     }
 
-    /// Whether any entry wants recursive unpacking.
-    pub fn any_recursive(&self) -> bool {
+    /// Every registered callable may be called from any Ractor.
+    pub fn all_shareable(&self) -> bool {
         self.slots
             .iter()
             .flatten()
-            .any(|e| e.flags & FLAG_RECURSIVE != 0)
+            .all(|e| crate::ractor::is_shareable(e.unpacker.get()))
     }
 
     /// `{type => [klass, unpacker, flags]}`.
@@ -224,12 +226,22 @@ impl UnpackRegistry {
     }
 }
 
-/// A shared unpack table; registering on one holder copies it first.
-pub type SharedUnpackRegistry = Arc<UnpackRegistry>;
+fn describe(side: &str, ty: i8, klass: VALUE) -> String {
+    // SAFETY: a live class from a registry.
+    let k = unsafe { Value::from_raw(klass) };
+    format!("the {side} registered for ext type {ty} ({k})")
+}
 
 /// Calls a registered packer: a Symbol names a method of `obj` (called with
 /// `extra`), anything else gets `call(obj, *extra)`.
-pub fn call_packer(callable: VALUE, obj: Value, extra: &[Value]) -> Result<Value, Error> {
+pub fn call_packer(
+    callable: VALUE,
+    ty: i8,
+    klass: VALUE,
+    obj: Value,
+    extra: &[Value],
+) -> Result<Value, Error> {
+    crate::ractor::check_callable(callable, || describe("packer", ty, klass))?;
     // SAFETY: `callable` is a live object from a registry.
     let c = unsafe { Value::from_raw(callable) };
     if let Some(sym) = magnus::Symbol::from_value(c) {
@@ -244,7 +256,8 @@ pub fn call_packer(callable: VALUE, obj: Value, extra: &[Value]) -> Result<Value
 
 /// Calls a registered unpacker: a Symbol names a class method of `klass`,
 /// anything else gets `call(arg)`.
-pub fn call_unpacker(callable: VALUE, klass: VALUE, arg: Value) -> Result<Value, Error> {
+pub fn call_unpacker(callable: VALUE, ty: i8, klass: VALUE, arg: Value) -> Result<Value, Error> {
+    crate::ractor::check_callable(callable, || describe("unpacker", ty, klass))?;
     // SAFETY: live objects from a registry.
     let (c, k) = unsafe { (Value::from_raw(callable), Value::from_raw(klass)) };
     if let Some(sym) = magnus::Symbol::from_value(c) {

@@ -1,43 +1,57 @@
 //! `MessagePack::Factory`: ext registrations that packers and unpackers
 //! are created with. The Ruby side (lib/msgpack/factory.rb) normalises
 //! `register_type` options; this file keeps the tables.
+//!
+//! Ractors: a factory may be shared between Ractors (a frozen one through
+//! `Ractor.make_shareable`, and `DefaultFactory` always), so its tables sit
+//! behind a lock and are swapped copy-on-write: packers and unpackers take a
+//! reference-counted snapshot when created. The lock is never held while
+//! Ruby code runs or allocates.
 use crate::errors::{self, ruby};
 use crate::ext_registry::{
     self, PackRegistry, UnpackRegistry, FLAG_OPTIMIZED_SYMBOLS, FLAG_OVERSIZED_INTEGER,
     FLAG_RECURSIVE,
 };
 use crate::packer::Packer;
+use crate::ractor;
 use crate::unpacker::Unpacker;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
     Error, RArray, RHash, RModule, Ruby, TypedData, Value,
 };
-use std::cell::{Cell, RefCell};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+#[derive(Default, Clone)]
+struct Tables {
+    pack: Arc<PackRegistry>,
+    unpack: Arc<UnpackRegistry>,
+    optimized_symbols: bool,
+}
 
 #[derive(TypedData, Default)]
-#[magnus(class = "MessagePack::Factory", mark, compact, size, free_immediately)]
+#[magnus(
+    class = "MessagePack::Factory",
+    mark,
+    compact,
+    size,
+    free_immediately,
+    frozen_shareable
+)]
 pub struct Factory {
-    pack: RefCell<PackRegistry>,
-    unpack: RefCell<Arc<UnpackRegistry>>,
-    optimized_symbols: Cell<bool>,
+    tables: RwLock<Tables>,
 }
 
 impl DataTypeFunctions for Factory {
     fn mark(&self, _: &magnus::gc::Marker) {
-        if let Ok(p) = self.pack.try_borrow() {
-            p.mark();
-        }
-        if let Ok(u) = self.unpack.try_borrow() {
-            u.mark();
+        if let Ok(t) = self.tables.try_read() {
+            t.pack.mark();
+            t.unpack.mark();
         }
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
-        if let Ok(p) = self.pack.try_borrow() {
-            p.update_references();
-        }
-        if let Ok(u) = self.unpack.try_borrow() {
-            u.update_references();
+        if let Ok(t) = self.tables.try_read() {
+            t.pack.update_references();
+            t.unpack.update_references();
         }
     }
     fn size(&self) -> usize {
@@ -50,6 +64,10 @@ fn busy() -> Error {
 }
 
 impl Factory {
+    fn snapshot(&self) -> Result<Tables, Error> {
+        self.tables.read().map(|t| t.clone()).map_err(|_| busy())
+    }
+
     fn initialize(&self, args: &[Value]) -> Result<(), Error> {
         if !args.is_empty() {
             return Err(errors::arg_error(format!(
@@ -62,24 +80,21 @@ impl Factory {
 
     fn initialize_copy(rb_self: Obj<Self>, other: Value) -> Result<Value, Error> {
         let other = <&Factory>::try_convert(other)?;
-        let pack = other.pack.try_borrow().map_err(|_| busy())?.clone();
-        let unpack = other.unpack.try_borrow().map_err(|_| busy())?.clone();
-        *rb_self.pack.try_borrow_mut().map_err(|_| busy())? = pack;
-        *rb_self.unpack.try_borrow_mut().map_err(|_| busy())? = unpack;
-        rb_self.optimized_symbols.set(other.optimized_symbols.get());
+        let t = other.snapshot()?;
+        *rb_self.tables.write().map_err(|_| busy())? = t;
         Ok(rb_self.as_value())
     }
 
     pub fn new_packer(&self, args: &[Value]) -> Result<Obj<Packer>, Error> {
-        let reg = self.pack.try_borrow().map_err(|_| busy())?.clone();
+        let reg = self.snapshot()?.pack;
         let p = ruby().obj_wrap(Packer::with_registry(reg));
         p.configure(args)?;
         Ok(p)
     }
 
     pub fn new_unpacker(&self, args: &[Value]) -> Result<Obj<Unpacker>, Error> {
-        let reg = self.unpack.try_borrow().map_err(|_| busy())?.clone();
-        let u = ruby().obj_wrap(Unpacker::with_registry(reg, self.optimized_symbols.get()));
+        let t = self.snapshot()?;
+        let u = ruby().obj_wrap(Unpacker::with_registry(t.unpack, t.optimized_symbols));
         u.configure(args)?;
         Ok(u)
     }
@@ -92,9 +107,17 @@ impl Factory {
         self.new_unpacker(args)
     }
 
+    /// `[{klass => [type, packer, flags]}, {type => [klass, unpacker, flags]}]`.
+    /// Outside the main Ractor, callables that are not shareable show as nil
+    /// (handing them to another Ractor would break isolation).
     fn registered_types_internal(&self) -> Result<RArray, Error> {
-        let p = self.pack.try_borrow().map_err(|_| busy())?.to_hash()?;
-        let u = self.unpack.try_borrow().map_err(|_| busy())?.to_hash()?;
+        let t = self.snapshot()?;
+        let p = t.pack.to_hash()?;
+        let u = t.unpack.to_hash()?;
+        if !ractor::in_main_ractor() {
+            scrub_unshareable(p)?;
+            scrub_unshareable(u)?;
+        }
         let ary = ruby().ary_new_capa(2);
         ary.push(p)?;
         ary.push(u)?;
@@ -120,10 +143,8 @@ impl Factory {
         };
         let get = |key: &str| options.and_then(|h| h.get(ruby.to_symbol(key)));
         let has = |key: &str| match options {
-            None => true,
-            Some(h) => h
-                .funcall::<_, _, bool>("key?", (ruby.to_symbol(key),))
-                .unwrap_or(false),
+            None => Ok(true),
+            Some(h) => h.funcall::<_, _, bool>("key?", (ruby.to_symbol(key),)),
         };
         let flag = |key: &str| get(key).map(|v| v.to_bool()).unwrap_or(false);
         let mut flags = 0u8;
@@ -142,29 +163,62 @@ impl Factory {
             flags |= FLAG_OPTIMIZED_SYMBOLS;
         }
         let nil = ruby.qnil().as_value();
-        if has("packer") {
-            let packer = get("packer").unwrap_or(nil);
-            rb_self
-                .pack
-                .try_borrow_mut()
-                .map_err(|_| busy())?
-                .register(ty, klass_raw, packer.as_raw(), flags);
+        let packer = if has("packer")? {
+            Some(get("packer").unwrap_or(nil))
+        } else {
+            None
+        };
+        let unpacker = if has("unpacker")? {
+            Some(get("unpacker").unwrap_or(nil))
+        } else {
+            None
+        };
+        if ractor::is_shareable(rb_self.as_raw()) && !ractor::in_main_ractor() {
+            // Another Ractor may be reading this factory: only shareable
+            // callables may go in from here.
+            for c in [packer, unpacker].into_iter().flatten() {
+                ractor::check_callable(c.as_raw(), || {
+                    format!("the callable for ext type {ty}")
+                })?;
+            }
         }
-        if has("unpacker") {
-            let unpacker = get("unpacker").unwrap_or(nil);
-            let mut reg = rb_self.unpack.try_borrow_mut().map_err(|_| busy())?;
-            Arc::make_mut(&mut reg).register(ty, klass_raw, unpacker.as_raw(), flags);
+        // Copy-on-write: clone the tables (no Ruby calls), then swap.
+        let mut t = rb_self.snapshot()?;
+        if let Some(p) = packer {
+            Arc::make_mut(&mut t.pack).register(ty, klass_raw, p.as_raw(), flags);
+        }
+        if let Some(u) = unpacker {
+            Arc::make_mut(&mut t.unpack).register(ty, klass_raw, u.as_raw(), flags);
         }
         if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == ruby.class_symbol().as_raw() {
-            rb_self.optimized_symbols.set(true);
+            t.optimized_symbols = true;
         }
+        *rb_self.tables.write().map_err(|_| busy())? = t;
         Ok(nil)
     }
 
-    fn freeze(rb_self: Obj<Self>) -> Obj<Self> {
+    /// Freezes the factory; when every registered callable is shareable the
+    /// factory becomes Ractor-shareable at once.
+    fn freeze(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
         crate::raw::freeze(rb_self.as_raw());
-        rb_self
+        let t = rb_self.snapshot()?;
+        if t.pack.all_shareable() && t.unpack.all_shareable() {
+            ractor::mark_shareable(rb_self.as_raw());
+        }
+        Ok(rb_self)
     }
+}
+
+fn scrub_unshareable(h: RHash) -> Result<(), Error> {
+    let nil = ruby().qnil().as_value();
+    h.foreach(|_k: Value, entry: RArray| {
+        if let Ok(c) = entry.entry::<Value>(1) {
+            if !ractor::is_shareable(c.as_raw()) {
+                entry.store(1, nil)?;
+            }
+        }
+        Ok(magnus::r_hash::ForEach::Continue)
+    })
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
@@ -183,5 +237,11 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Factory::register_type_internal, 3),
     )?;
+    // DefaultFactory stays unfrozen (apps register types on it at boot, as
+    // with msgpack-ruby) yet must be readable from every Ractor: its methods
+    // are lock-protected, so it is flagged shareable as it is.
+    let default = ruby.obj_wrap(Factory::default());
+    ractor::mark_shareable(default.as_raw());
+    module.const_set("DefaultFactory", default)?;
     Ok(())
 }

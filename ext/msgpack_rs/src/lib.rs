@@ -10,6 +10,7 @@ mod factory;
 mod gc_ref;
 mod pack_walk;
 mod packer;
+mod ractor;
 mod raw;
 mod unpacker;
 

@@ -58,8 +58,8 @@ impl<'a> Walker<'a> {
         match t {
             RUBY_T_STRING => {
                 if !self.is_plain(v, || unsafe { rb_sys::rb_cString }) {
-                    if let Some(e) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    if let Some(hit) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, hit);
                     }
                 }
                 match RString::from_value(obj) {
@@ -69,8 +69,8 @@ impl<'a> Walker<'a> {
             }
             RUBY_T_ARRAY => {
                 if !self.is_plain(v, || unsafe { rb_sys::rb_cArray }) {
-                    if let Some(e) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    if let Some(hit) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, hit);
                     }
                 }
                 match RArray::from_value(obj) {
@@ -80,8 +80,8 @@ impl<'a> Walker<'a> {
             }
             RUBY_T_HASH => {
                 if !self.is_plain(v, || unsafe { rb_sys::rb_cHash }) {
-                    if let Some(e) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, e.0, e.1, e.2);
+                    if let Some(hit) = self.p.lookup_ext(obj) {
+                        return self.p.write_registered_ext(self.me, obj, hit);
                     }
                 }
                 match RHash::from_value(obj) {
@@ -115,8 +115,8 @@ impl<'a> Walker<'a> {
 
     /// Ext lookup, then `obj.to_msgpack(packer)`.
     fn write_other(&self, obj: Value, _depth: usize) -> Result<(), Error> {
-        if let Some((ty, packer, flags)) = self.p.lookup_ext(obj) {
-            return self.p.write_registered_ext(self.me, obj, ty, packer, flags);
+        if let Some(hit) = self.p.lookup_ext(obj) {
+            return self.p.write_registered_ext(self.me, obj, hit);
         }
         let _: Value = obj.funcall("to_msgpack", (self.me,))?;
         Ok(())
@@ -139,8 +139,8 @@ impl<'a> Walker<'a> {
             return self.p.out(|o| encode::write_int(o, n));
         }
         if self.p.has_bigint_ext() {
-            if let Some((ty, packer, flags)) = self.p.lookup_ext(i.as_value()) {
-                return self.p.write_registered_ext(self.me, i.as_value(), ty, packer, flags);
+            if let Some(hit) = self.p.lookup_ext(i.as_value()) {
+                return self.p.write_registered_ext(self.me, i.as_value(), hit);
             }
         }
         Err(errors::range_error(if positive {
@@ -196,8 +196,8 @@ impl<'a> Walker<'a> {
 
     pub fn write_symbol(&self, sym: Symbol) -> Result<(), Error> {
         if self.p.has_symbol_ext() {
-            if let Some((ty, packer, flags)) = self.p.lookup_ext(sym.as_value()) {
-                return self.p.write_registered_ext(self.me, sym.as_value(), ty, packer, flags);
+            if let Some(hit) = self.p.lookup_ext(sym.as_value()) {
+                return self.p.write_registered_ext(self.me, sym.as_value(), hit);
             }
         }
         // SAFETY: Symbol#name as a frozen String.

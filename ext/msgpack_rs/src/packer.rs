@@ -8,18 +8,28 @@ use crate::gc_ref::GcRef;
 use crate::pack_walk::Walker;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
-    value::ReprValue, DataTypeFunctions, Error, Float, Integer, RArray, RHash, RModule,
+    value::ReprValue, DataTypeFunctions, Error, Integer, RArray, RHash, RModule,
     RString, Ruby, Symbol, TypedData, Value,
 };
 use msgpack_rs_core::encode;
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+/// A registration found for an object being packed.
+#[derive(Clone, Copy)]
+pub struct ExtHit {
+    pub ty: i8,
+    pub klass: rb_sys::VALUE,
+    pub packer: rb_sys::VALUE,
+    pub flags: u8,
+}
 
 #[derive(TypedData, Default)]
 #[magnus(class = "MessagePack::Packer", mark, compact, size, free_immediately)]
 pub struct Packer {
     buf: BufferCore,
     compat: Cell<bool>,
-    registry: RefCell<PackRegistry>,
+    registry: RefCell<Arc<PackRegistry>>,
     /// Ancestor-lookup results by class (`None`: no registered ancestor).
     /// Cleared on every registration.
     lookup_cache: RefCell<Vec<(GcRef, Option<usize>)>>,
@@ -126,13 +136,13 @@ impl Packer {
     }
 
     /// A packer carrying a factory's registrations.
-    pub fn with_registry(registry: PackRegistry) -> Packer {
+    pub fn with_registry(registry: Arc<PackRegistry>) -> Packer {
         let p = Packer::default();
         p.install_registry(registry);
         p
     }
 
-    fn install_registry(&self, registry: PackRegistry) {
+    fn install_registry(&self, registry: Arc<PackRegistry>) {
         let symbol_class = ruby().class_symbol().as_raw();
         let has_symbol = registry
             .entries()
@@ -144,8 +154,12 @@ impl Packer {
             .any(|e| e.flags & FLAG_OVERSIZED_INTEGER != 0 && !e.packer.is_nil());
         self.has_symbol_ext.set(has_symbol);
         self.has_bigint_ext.set(has_bigint);
-        *self.registry.borrow_mut() = registry;
-        self.lookup_cache.borrow_mut().clear();
+        if let Ok(mut r) = self.registry.try_borrow_mut() {
+            *r = registry;
+        }
+        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
+            c.clear();
+        }
     }
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
@@ -189,7 +203,7 @@ impl Packer {
 
     /// Looks up the ext registration for `obj` (exact class, real class,
     /// then the first registered ancestor, cached).
-    pub fn lookup_ext(&self, obj: Value) -> Option<(i8, rb_sys::VALUE, u8)> {
+    pub fn lookup_ext(&self, obj: Value) -> Option<ExtHit> {
         let reg = self.registry.try_borrow().ok()?;
         if reg.is_empty() {
             return None;
@@ -222,26 +236,36 @@ impl Packer {
         if e.packer.is_nil() {
             return None;
         }
-        Some((e.ty, e.packer.get(), e.flags))
+        Some(ExtHit {
+            ty: e.ty,
+            klass: e.klass.get(),
+            packer: e.packer.get(),
+            flags: e.flags,
+        })
     }
 
     /// Writes `obj` as ext `ty` using its registered packer.
-    pub fn write_registered_ext(
-        &self,
-        me: Value,
-        obj: Value,
-        ty: i8,
-        packer: rb_sys::VALUE,
-        flags: u8,
-    ) -> Result<(), Error> {
+    pub fn write_registered_ext(&self, me: Value, obj: Value, hit: ExtHit) -> Result<(), Error> {
+        let ExtHit {
+            ty,
+            klass,
+            packer,
+            flags,
+        } = hit;
         if flags & FLAG_RECURSIVE != 0 {
             let saved = match self.buf.queue.try_borrow_mut() {
                 Ok(mut q) => std::mem::take(&mut *q),
                 Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
             };
-            self.suspended.borrow_mut().push(saved);
-            let r = ext_registry::call_packer(packer, obj, &[me]);
-            let restored = self.suspended.borrow_mut().pop().unwrap_or_default();
+            match self.suspended.try_borrow_mut() {
+                Ok(mut s) => s.push(saved),
+                Err(_) => return Err(crate::buffer_core::busy()),
+            }
+            let r = ext_registry::call_packer(packer, ty, klass, obj, &[me]);
+            let restored = match self.suspended.try_borrow_mut() {
+                Ok(mut s) => s.pop().unwrap_or_default(),
+                Err(_) => return Err(crate::buffer_core::busy()),
+            };
             let payload = match self.buf.queue.try_borrow_mut() {
                 Ok(mut q) => std::mem::replace(&mut *q, restored),
                 Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
@@ -254,7 +278,7 @@ impl Packer {
                 o.extend_from_slice(&bytes);
             });
         }
-        let payload = ext_registry::call_packer(packer, obj, &[])?;
+        let payload = ext_registry::call_packer(packer, ty, klass, obj, &[])?;
         let s = RString::try_convert(payload)?;
         // SAFETY: bytes of a live String, copied before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
@@ -270,7 +294,7 @@ impl Packer {
     fn maybe_flush(&self) -> Result<(), Error> {
         if self.buf.io().is_some()
             && self.suspended.try_borrow().map(|s| s.is_empty()).unwrap_or(false)
-            && self.buf.len() >= self.buf.io_buffer_size()
+            && self.buf.len()? >= self.buf.io_buffer_size()
         {
             self.buf.flush()?;
         }
@@ -442,25 +466,25 @@ impl Packer {
         Ok(rb_self)
     }
 
-    fn reset(&self) {
-        self.buf.clear();
+    fn reset(&self) -> Result<(), Error> {
+        self.buf.clear()
     }
 
-    fn size(&self) -> usize {
+    fn size(&self) -> Result<usize, Error> {
         self.buf.len()
     }
 
-    fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> Result<bool, Error> {
         self.buf.is_empty()
     }
 
-    fn to_str(&self) -> RString {
+    fn to_str(&self) -> Result<RString, Error> {
         self.buf.to_rstring()
     }
 
     fn to_a(&self) -> Result<RArray, Error> {
         let ary = ruby().ary_new();
-        let q = self.buf.queue.borrow();
+        let q = self.buf.q()?;
         let parts: Vec<Vec<u8>> = q.slices().map(|s| s.to_vec()).collect();
         drop(q);
         if parts.is_empty() {
@@ -473,7 +497,7 @@ impl Packer {
     }
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {
-        let s = self.buf.take_rstring();
+        let s = self.buf.take_rstring()?;
         let n = s.len();
         let _: Value = io.funcall("write", (s,))?;
         Ok(n)
@@ -495,7 +519,7 @@ impl Packer {
             self.buf.flush()?;
             Ok(None)
         } else {
-            Ok(Some(self.buf.take_rstring()))
+            Ok(Some(self.buf.take_rstring()?))
         }
     }
 
@@ -504,7 +528,10 @@ impl Packer {
     }
 
     fn registered_types_internal(&self) -> Result<RHash, Error> {
-        self.registry.borrow().to_hash()
+        self.registry
+            .try_borrow()
+            .map_err(|_| crate::buffer_core::busy())?
+            .to_hash()
     }
 
     fn register_type_internal(
@@ -518,8 +545,12 @@ impl Packer {
         }
         let ty = ext_registry::ext_type(ty)?;
         let klass = ext_registry::ext_class(klass)?;
-        let mut reg = rb_self.registry.borrow().clone();
-        reg.register(ty, klass, proc_.as_raw(), 0);
+        let mut reg = rb_self
+            .registry
+            .try_borrow()
+            .map_err(|_| crate::buffer_core::busy())?
+            .clone();
+        Arc::make_mut(&mut reg).register(ty, klass, proc_.as_raw(), 0);
         rb_self.install_registry(reg);
         Ok(ruby().qnil().as_value())
     }
@@ -592,6 +623,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Packer::register_type_internal, 3),
     )?;
+    class.define_method("compact!", method!(Packer::compact_memory, 0))?;
     undef_copy(class)?;
     Ok(())
 }

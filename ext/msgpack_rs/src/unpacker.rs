@@ -3,7 +3,7 @@ use crate::buffer::{self, undef_copy};
 use crate::buffer_core::{opt, opt_flag, BufferCore};
 use crate::builder::{RubyBuilder, UnpackOptions};
 use crate::errors::{self, ruby, Fail};
-use crate::ext_registry::{self, UnpackRegistry, FLAG_OPTIMIZED_SYMBOLS};
+use crate::ext_registry::{self, UnpackRegistry};
 use crate::gc_ref::GcRef;
 use crate::packer::split_io_options;
 use crate::raw;
@@ -128,8 +128,10 @@ impl Unpacker {
 
     /// An unpacker carrying a factory's registrations.
     pub fn with_registry(registry: Arc<UnpackRegistry>, optimized_symbols: bool) -> Unpacker {
-        let u = Unpacker::default();
-        *u.registry.borrow_mut() = registry;
+        let u = Unpacker {
+            registry: RefCell::new(registry),
+            ..Unpacker::default()
+        };
         let mut o = u.opts.get();
         o.optimized_symbols = optimized_symbols;
         u.opts.set(o);
@@ -261,7 +263,7 @@ impl Unpacker {
                 .saturating_sub(st.decoder.depth() + 1);
             std::mem::replace(&mut st.decoder, StreamDecoder::new(inner_limits))
         };
-        let r = ext_registry::call_unpacker(entry.unpacker.get(), entry.klass.get(), me);
+        let r = ext_registry::call_unpacker(entry.unpacker.get(), ty, entry.klass.get(), me);
         {
             let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
             st.decoder = outer;
@@ -390,10 +392,7 @@ impl Unpacker {
 
     pub fn feed(rb_self: Obj<Self>, data: Value) -> Result<Obj<Self>, Error> {
         let s = RString::try_convert(data)?;
-        if rb_self.buf.queue.try_borrow_mut().is_err() {
-            return Err(reentrant());
-        }
-        rb_self.buf.feed_string(s);
+        rb_self.buf.feed_string(s)?;
         Ok(rb_self)
     }
 
@@ -430,9 +429,9 @@ impl Unpacker {
         Self::each(rb_self)
     }
 
-    fn reset(&self) {
+    fn reset(&self) -> Result<(), Error> {
         self.reset_state();
-        self.buf.clear();
+        self.buf.clear()
     }
 
     /// Reads one object and requires the current chunk to be fully used.
@@ -535,7 +534,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Unpacker::register_type_internal, 3),
     )?;
+    class.define_method("compact!", method!(Unpacker::compact_memory, 0))?;
     undef_copy(class)?;
-    let _ = FLAG_OPTIMIZED_SYMBOLS;
     Ok(())
 }
