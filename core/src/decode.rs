@@ -9,10 +9,12 @@
 //! decoder's own stack, so nothing is re-read or lost between calls.
 //!
 //! The decoder never allocates from a length header: it passes the builder a
-//! capacity hint no larger than what the buffered bytes could hold.
+//! capacity hint no larger than what the buffered bytes could hold, after
+//! setting aside a byte for every element the enclosing containers still
+//! expect. Nested lying headers therefore cannot claim the same bytes twice:
+//! the hints of all open containers together never exceed the buffered bytes.
 use crate::error::{DecodeError, LimitKind};
 use crate::limits::Limits;
-use rmp::Marker;
 
 /// Receives decoded items and builds the caller's values (Ruby objects in the
 /// gem, [`crate::Value`] in tests).
@@ -101,89 +103,88 @@ pub enum Header {
     Ext { ty: i8, len: u32 },
 }
 
+/// The `N` bytes after the lead byte, if buffered.
 #[inline(always)]
-fn be_u16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-#[inline(always)]
-fn be_u32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-#[inline(always)]
-fn be_u64(b: &[u8]) -> u64 {
-    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+fn after<const N: usize>(input: &[u8]) -> Option<[u8; N]> {
+    input.get(1..=N).and_then(|b| b.try_into().ok())
 }
 
 /// Parses the header at the start of `input`. Returns the header and its size
 /// in bytes (for str/bin/ext, excluding the payload), `Ok(None)` when `input`
 /// is too short to hold it, or `InvalidMarker` for `0xc1`.
+///
+/// One match on the lead byte (the layout of [`rmp::Marker`]'s ranges),
+/// since this runs once per decoded item.
 #[inline]
 pub fn parse_header(input: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
     let Some(&lead) = input.first() else {
         return Ok(None);
     };
-    // Bytes needed after the lead byte, and how to read them.
-    let marker = Marker::from_u8(lead);
-    let need = match marker {
-        Marker::FixPos(v) => return Ok(Some((Header::Uint(v as u64), 1))),
-        Marker::FixNeg(v) => return Ok(Some((Header::Int(v as i64), 1))),
-        Marker::Null => return Ok(Some((Header::Nil, 1))),
-        Marker::True => return Ok(Some((Header::Bool(true), 1))),
-        Marker::False => return Ok(Some((Header::Bool(false), 1))),
-        Marker::FixStr(n) => return Ok(Some((Header::Str(n as u32), 1))),
-        Marker::FixArray(n) => return Ok(Some((Header::Array(n as u32), 1))),
-        Marker::FixMap(n) => return Ok(Some((Header::Map(n as u32), 1))),
-        Marker::Reserved => return Err(DecodeError::InvalidMarker(lead)),
-        Marker::U8 | Marker::I8 | Marker::Str8 | Marker::Bin8 => 1,
-        Marker::FixExt1
-        | Marker::FixExt2
-        | Marker::FixExt4
-        | Marker::FixExt8
-        | Marker::FixExt16 => 1,
-        Marker::U16 | Marker::I16 | Marker::Str16 | Marker::Bin16 => 2,
-        Marker::Array16 | Marker::Map16 | Marker::Ext8 => 2,
-        Marker::U32 | Marker::I32 | Marker::F32 | Marker::Str32 | Marker::Bin32 => 4,
-        Marker::Array32 | Marker::Map32 | Marker::Ext16 => 4,
-        Marker::U64 | Marker::I64 | Marker::F64 => 8,
-        Marker::Ext32 => 5,
-    };
-    if input.len() <= need {
-        return Ok(None);
+    macro_rules! take {
+        ($n:literal, |$b:ident| $h:expr) => {
+            match after::<$n>(input) {
+                Some($b) => Ok(Some(($h, $n + 1))),
+                None => Ok(None),
+            }
+        };
     }
-    let b = &input[1..=need];
-    let header = match marker {
-        Marker::U8 => Header::Uint(b[0] as u64),
-        Marker::U16 => Header::Uint(be_u16(b) as u64),
-        Marker::U32 => Header::Uint(be_u32(b) as u64),
-        Marker::U64 => Header::Uint(be_u64(b)),
-        Marker::I8 => Header::Int(b[0] as i8 as i64),
-        Marker::I16 => Header::Int(be_u16(b) as i16 as i64),
-        Marker::I32 => Header::Int(be_u32(b) as i32 as i64),
-        Marker::I64 => Header::Int(be_u64(b) as i64),
-        Marker::F32 => Header::F32(f32::from_bits(be_u32(b))),
-        Marker::F64 => Header::F64(f64::from_bits(be_u64(b))),
-        Marker::Str8 => Header::Str(b[0] as u32),
-        Marker::Str16 => Header::Str(be_u16(b) as u32),
-        Marker::Str32 => Header::Str(be_u32(b)),
-        Marker::Bin8 => Header::Bin(b[0] as u32),
-        Marker::Bin16 => Header::Bin(be_u16(b) as u32),
-        Marker::Bin32 => Header::Bin(be_u32(b)),
-        Marker::Array16 => Header::Array(be_u16(b) as u32),
-        Marker::Array32 => Header::Array(be_u32(b)),
-        Marker::Map16 => Header::Map(be_u16(b) as u32),
-        Marker::Map32 => Header::Map(be_u32(b)),
-        Marker::FixExt1 => Header::Ext { ty: b[0] as i8, len: 1 },
-        Marker::FixExt2 => Header::Ext { ty: b[0] as i8, len: 2 },
-        Marker::FixExt4 => Header::Ext { ty: b[0] as i8, len: 4 },
-        Marker::FixExt8 => Header::Ext { ty: b[0] as i8, len: 8 },
-        Marker::FixExt16 => Header::Ext { ty: b[0] as i8, len: 16 },
-        Marker::Ext8 => Header::Ext { ty: b[1] as i8, len: b[0] as u32 },
-        Marker::Ext16 => Header::Ext { ty: b[2] as i8, len: be_u16(b) as u32 },
-        Marker::Ext32 => Header::Ext { ty: b[4] as i8, len: be_u32(b) },
-        // Single-byte markers returned above.
-        _ => return Err(DecodeError::InvalidMarker(lead)),
-    };
-    Ok(Some((header, need + 1)))
+    let u16_of = |b: [u8; 2]| u16::from_be_bytes(b) as u32;
+    let u32_of = u32::from_be_bytes;
+    match lead {
+        0x00..=0x7f => Ok(Some((Header::Uint(lead as u64), 1))),
+        0x80..=0x8f => Ok(Some((Header::Map((lead & 0x0f) as u32), 1))),
+        0x90..=0x9f => Ok(Some((Header::Array((lead & 0x0f) as u32), 1))),
+        0xa0..=0xbf => Ok(Some((Header::Str((lead & 0x1f) as u32), 1))),
+        0xc0 => Ok(Some((Header::Nil, 1))),
+        0xc1 => Err(DecodeError::InvalidMarker(lead)),
+        0xc2 => Ok(Some((Header::Bool(false), 1))),
+        0xc3 => Ok(Some((Header::Bool(true), 1))),
+        0xc4 => take!(1, |b| Header::Bin(b[0] as u32)),
+        0xc5 => take!(2, |b| Header::Bin(u16_of(b))),
+        0xc6 => take!(4, |b| Header::Bin(u32_of(b))),
+        0xc7 => take!(2, |b| Header::Ext {
+            ty: b[1] as i8,
+            len: b[0] as u32
+        }),
+        0xc8 => take!(3, |b| Header::Ext {
+            ty: b[2] as i8,
+            len: u16_of([b[0], b[1]])
+        }),
+        0xc9 => take!(5, |b| Header::Ext {
+            ty: b[4] as i8,
+            len: u32_of([b[0], b[1], b[2], b[3]])
+        }),
+        0xca => take!(4, |b| Header::F32(f32::from_bits(u32_of(b)))),
+        0xcb => take!(8, |b| Header::F64(f64::from_bits(u64::from_be_bytes(b)))),
+        0xcc => take!(1, |b| Header::Uint(b[0] as u64)),
+        0xcd => take!(2, |b| Header::Uint(u16_of(b) as u64)),
+        0xce => take!(4, |b| Header::Uint(u32_of(b) as u64)),
+        0xcf => take!(8, |b| Header::Uint(u64::from_be_bytes(b))),
+        0xd0 => take!(1, |b| Header::Int(b[0] as i8 as i64)),
+        0xd1 => take!(2, |b| Header::Int(i16::from_be_bytes(b) as i64)),
+        0xd2 => take!(4, |b| Header::Int(i32::from_be_bytes(b) as i64)),
+        0xd3 => take!(8, |b| Header::Int(i64::from_be_bytes(b))),
+        0xd4..=0xd8 => take!(1, |b| Header::Ext {
+            ty: b[0] as i8,
+            len: 1 << (lead - 0xd4)
+        }),
+        0xd9 => take!(1, |b| Header::Str(b[0] as u32)),
+        0xda => take!(2, |b| Header::Str(u16_of(b))),
+        0xdb => take!(4, |b| Header::Str(u32_of(b))),
+        0xdc => take!(2, |b| Header::Array(u16_of(b))),
+        0xdd => take!(4, |b| Header::Array(u32_of(b))),
+        0xde => take!(2, |b| Header::Map(u16_of(b))),
+        0xdf => take!(4, |b| Header::Map(u32_of(b))),
+        0xe0..=0xff => Ok(Some((Header::Int(lead as i8 as i64), 1))),
+    }
+}
+
+/// What one general token did.
+enum Token<V> {
+    Value(V),
+    /// A container was opened (nothing to place yet).
+    Opened,
+    Stop(Step<V>),
 }
 
 enum Frame<B: Builder> {
@@ -210,6 +211,9 @@ pub enum Partial<'a, B: Builder> {
 pub struct StreamDecoder<B: Builder> {
     stack: Vec<Frame<B>>,
     limits: Limits,
+    /// Elements the open containers still expect after the ones in progress
+    /// (each takes at least a byte), so capacity hints don't count them.
+    owed: u64,
 }
 
 impl<B: Builder> Default for StreamDecoder<B> {
@@ -223,6 +227,7 @@ impl<B: Builder> StreamDecoder<B> {
         StreamDecoder {
             stack: Vec::new(),
             limits,
+            owed: 0,
         }
     }
 
@@ -247,6 +252,7 @@ impl<B: Builder> StreamDecoder<B> {
     /// Drops any partial object.
     pub fn reset(&mut self) {
         self.stack.clear();
+        self.owed = 0;
     }
 
     /// Releases the stack's memory beyond what it holds now.
@@ -281,7 +287,7 @@ impl<B: Builder> StreamDecoder<B> {
     ) -> Result<Step<B::Value>, B::Error> {
         let r = self.decode_inner(b, input, pos);
         if r.is_err() {
-            self.stack.clear();
+            self.reset();
         }
         r
     }
@@ -291,20 +297,14 @@ impl<B: Builder> StreamDecoder<B> {
     pub fn inject(&mut self, b: &mut B, v: B::Value) -> Result<Option<B::Value>, B::Error> {
         let r = self.place(b, v);
         if r.is_err() {
-            self.stack.clear();
+            self.reset();
         }
         r
     }
 
     #[inline]
     fn in_key_position(&self) -> bool {
-        matches!(
-            self.stack.last(),
-            Some(Frame::Map {
-                has_key: false,
-                ..
-            })
-        )
+        matches!(self.stack.last(), Some(Frame::Map { has_key: false, .. }))
     }
 
     #[inline]
@@ -316,6 +316,13 @@ impl<B: Builder> StreamDecoder<B> {
         } else {
             Ok(())
         }
+    }
+
+    /// Of `buffered` bytes, those not set aside for the elements the open
+    /// containers still expect.
+    #[inline]
+    fn unowed(&self, buffered: usize) -> usize {
+        (buffered as u64).saturating_sub(self.owed) as usize
     }
 
     #[inline]
@@ -335,125 +342,169 @@ impl<B: Builder> StreamDecoder<B> {
     ) -> Result<Step<B::Value>, B::Error> {
         loop {
             let start = *pos;
-            let rest = input.get(start..).unwrap_or(&[]);
-            let (header, hlen) = match parse_header(rest) {
-                Ok(Some(h)) => h,
-                Ok(None) => return Ok(Step::NeedMore),
-                Err(e) => {
-                    *pos = start + 1;
-                    return Err(e.into());
-                }
+            let Some(&lead) = input.get(start) else {
+                return Ok(Step::NeedMore);
             };
-            let body = &rest[hlen..];
-            let value = match header {
-                Header::Nil => b.nil()?,
-                Header::Bool(v) => b.boolean(v)?,
-                Header::Uint(v) => b.uint(v)?,
-                Header::Int(v) => b.int(v)?,
-                Header::F32(v) => b.float32(v)?,
-                Header::F64(v) => b.float64(v)?,
-                Header::Str(len) => {
-                    if let Err(e) = Self::check_len(LimitKind::StrLen, len, self.limits.max_str_len)
-                    {
-                        *pos = start + hlen;
-                        return Err(e.into());
-                    }
-                    let Some(bytes) = body.get(..len as usize) else {
+            // One-byte formats (fixint, nil, bool) and fixstr are most of a
+            // typical message: handle them before the general header parse.
+            let value = match lead {
+                0x00..=0x7f => {
+                    *pos = start + 1;
+                    b.uint(lead as u64)?
+                }
+                0xe0..=0xff => {
+                    *pos = start + 1;
+                    b.int(lead as i8 as i64)?
+                }
+                0xc0 => {
+                    *pos = start + 1;
+                    b.nil()?
+                }
+                0xc2 | 0xc3 => {
+                    *pos = start + 1;
+                    b.boolean(lead == 0xc3)?
+                }
+                0xa0..=0xbf if self.limits.max_str_len >= 31 => {
+                    let len = (lead & 0x1f) as usize;
+                    let Some(bytes) = input.get(start + 1..start + 1 + len) else {
                         return Ok(Step::NeedMore);
                     };
-                    *pos = start + hlen + len as usize;
+                    *pos = start + 1 + len;
                     if self.in_key_position() {
                         b.key_str(bytes)?
                     } else {
                         b.str(bytes)?
                     }
                 }
-                Header::Bin(len) => {
-                    if let Err(e) = Self::check_len(LimitKind::BinLen, len, self.limits.max_bin_len)
-                    {
-                        *pos = start + hlen;
-                        return Err(e.into());
-                    }
-                    let Some(bytes) = body.get(..len as usize) else {
-                        return Ok(Step::NeedMore);
-                    };
-                    *pos = start + hlen + len as usize;
-                    if self.in_key_position() {
-                        b.key_bin(bytes)?
-                    } else {
-                        b.bin(bytes)?
-                    }
-                }
-                Header::Ext { ty, len } => {
-                    if let Err(e) = Self::check_len(LimitKind::ExtLen, len, self.limits.max_ext_len)
-                    {
-                        *pos = start + hlen;
-                        return Err(e.into());
-                    }
-                    let Some(bytes) = body.get(..len as usize) else {
-                        return Ok(Step::NeedMore);
-                    };
-                    if b.defer_ext(ty) {
-                        if let Err(e) = self.check_depth() {
-                            *pos = start + hlen;
-                            return Err(e.into());
-                        }
-                        *pos = start + hlen;
-                        return Ok(Step::Deferred { ty, len });
-                    }
-                    *pos = start + hlen + len as usize;
-                    b.ext(ty, bytes)?
-                }
-                Header::Array(len) => {
-                    *pos = start + hlen;
-                    Self::check_len(LimitKind::ArrayLen, len, self.limits.max_array_len)?;
-                    if len == 0 {
-                        let array = b.array_begin(0, 0)?;
-                        b.array_end(array)?
-                    } else {
-                        self.check_depth()?;
-                        let capacity = (len as usize).min(body.len());
-                        let array = b.array_begin(len, capacity)?;
-                        self.stack.push(Frame::Array {
-                            array,
-                            remaining: len,
-                        });
-                        continue;
-                    }
-                }
-                Header::Map(len) => {
-                    *pos = start + hlen;
-                    Self::check_len(LimitKind::MapLen, len, self.limits.max_map_len)?;
-                    if len == 0 {
-                        let map = b.map_begin(0, 0)?;
-                        b.map_end(map)?
-                    } else {
-                        self.check_depth()?;
-                        // Every entry takes at least two bytes.
-                        let capacity = (len as usize).min(body.len() / 2);
-                        let map = b.map_begin(len, capacity)?;
-                        self.stack.push(Frame::Map {
-                            map,
-                            remaining: len,
-                            has_key: false,
-                        });
-                        continue;
-                    }
-                }
+                _ => match self.decode_token(b, input, pos)? {
+                    Token::Value(v) => v,
+                    Token::Opened => continue,
+                    Token::Stop(step) => return Ok(step),
+                },
             };
-            // Scalars: consume the token now (str/bin/ext did above).
-            if !matches!(header, Header::Str(_) | Header::Bin(_) | Header::Ext { .. }) {
-                *pos = start + hlen;
-            }
             if let Some(done) = self.place(b, value)? {
                 return Ok(Step::Done(done));
             }
         }
     }
 
+    /// Any token, through the general header parser.
+    #[inline]
+    fn decode_token(
+        &mut self,
+        b: &mut B,
+        input: &[u8],
+        pos: &mut usize,
+    ) -> Result<Token<B::Value>, B::Error> {
+        let start = *pos;
+        let rest = input.get(start..).unwrap_or(&[]);
+        let (header, hlen) = match parse_header(rest) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(Token::Stop(Step::NeedMore)),
+            Err(e) => {
+                *pos = start + 1;
+                return Err(e.into());
+            }
+        };
+        let body = &rest[hlen..];
+        let value = match header {
+            Header::Nil => b.nil()?,
+            Header::Bool(v) => b.boolean(v)?,
+            Header::Uint(v) => b.uint(v)?,
+            Header::Int(v) => b.int(v)?,
+            Header::F32(v) => b.float32(v)?,
+            Header::F64(v) => b.float64(v)?,
+            Header::Str(len) => {
+                if let Err(e) = Self::check_len(LimitKind::StrLen, len, self.limits.max_str_len) {
+                    *pos = start + hlen;
+                    return Err(e.into());
+                }
+                let Some(bytes) = body.get(..len as usize) else {
+                    return Ok(Token::Stop(Step::NeedMore));
+                };
+                *pos = start + hlen + len as usize;
+                return Ok(Token::Value(if self.in_key_position() {
+                    b.key_str(bytes)?
+                } else {
+                    b.str(bytes)?
+                }));
+            }
+            Header::Bin(len) => {
+                if let Err(e) = Self::check_len(LimitKind::BinLen, len, self.limits.max_bin_len) {
+                    *pos = start + hlen;
+                    return Err(e.into());
+                }
+                let Some(bytes) = body.get(..len as usize) else {
+                    return Ok(Token::Stop(Step::NeedMore));
+                };
+                *pos = start + hlen + len as usize;
+                return Ok(Token::Value(if self.in_key_position() {
+                    b.key_bin(bytes)?
+                } else {
+                    b.bin(bytes)?
+                }));
+            }
+            Header::Ext { ty, len } => {
+                if let Err(e) = Self::check_len(LimitKind::ExtLen, len, self.limits.max_ext_len) {
+                    *pos = start + hlen;
+                    return Err(e.into());
+                }
+                let Some(bytes) = body.get(..len as usize) else {
+                    return Ok(Token::Stop(Step::NeedMore));
+                };
+                if b.defer_ext(ty) {
+                    *pos = start + hlen;
+                    self.check_depth()?;
+                    return Ok(Token::Stop(Step::Deferred { ty, len }));
+                }
+                *pos = start + hlen + len as usize;
+                return Ok(Token::Value(b.ext(ty, bytes)?));
+            }
+            Header::Array(len) => {
+                *pos = start + hlen;
+                Self::check_len(LimitKind::ArrayLen, len, self.limits.max_array_len)?;
+                if len == 0 {
+                    let array = b.array_begin(0, 0)?;
+                    return Ok(Token::Value(b.array_end(array)?));
+                }
+                self.check_depth()?;
+                let capacity = (len as usize).min(self.unowed(body.len()));
+                let array = b.array_begin(len, capacity)?;
+                self.owed += len as u64 - 1;
+                self.stack.push(Frame::Array {
+                    array,
+                    remaining: len,
+                });
+                return Ok(Token::Opened);
+            }
+            Header::Map(len) => {
+                *pos = start + hlen;
+                Self::check_len(LimitKind::MapLen, len, self.limits.max_map_len)?;
+                if len == 0 {
+                    let map = b.map_begin(0, 0)?;
+                    return Ok(Token::Value(b.map_end(map)?));
+                }
+                self.check_depth()?;
+                // Every entry takes at least two bytes.
+                let capacity = (len as usize).min(self.unowed(body.len()) / 2);
+                let map = b.map_begin(len, capacity)?;
+                self.owed += 2 * len as u64 - 1;
+                self.stack.push(Frame::Map {
+                    map,
+                    remaining: len,
+                    has_key: false,
+                });
+                return Ok(Token::Opened);
+            }
+        };
+        // Fixed-size scalars: the header is the whole token.
+        *pos = start + hlen;
+        Ok(Token::Value(value))
+    }
+
     /// Puts a finished value into the innermost container, closing every
     /// container it completes. Returns the top-level object when done.
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, b: &mut B, mut v: B::Value) -> Result<Option<B::Value>, B::Error> {
         loop {
             match self.stack.last_mut() {
@@ -462,6 +513,7 @@ impl<B: Builder> StreamDecoder<B> {
                     b.array_push(array, v)?;
                     *remaining -= 1;
                     if *remaining > 0 {
+                        self.owed -= 1;
                         return Ok(None);
                     }
                     match self.stack.pop() {
@@ -476,12 +528,14 @@ impl<B: Builder> StreamDecoder<B> {
                 }) => {
                     if !*has_key {
                         *has_key = true;
+                        self.owed -= 1;
                         return b.map_key(map, v).map(|()| None);
                     }
                     *has_key = false;
                     b.map_value(map, v)?;
                     *remaining -= 1;
                     if *remaining > 0 {
+                        self.owed -= 1;
                         return Ok(None);
                     }
                     match self.stack.pop() {

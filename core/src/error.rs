@@ -48,11 +48,9 @@ impl fmt::Display for DecodeError {
             DecodeError::UnexpectedEof => f.write_str("end of buffer reached"),
             DecodeError::InvalidMarker(_) => f.write_str("invalid byte"),
             DecodeError::DepthExceeded { .. } => f.write_str("stack level too deep"),
-            DecodeError::LimitExceeded { kind, len, max } => write!(
-                f,
-                "length {len} exceeds {} ({max})",
-                kind.option_name()
-            ),
+            DecodeError::LimitExceeded { kind, len, max } => {
+                write!(f, "length {len} exceeds {} ({max})", kind.option_name())
+            }
             DecodeError::ExtraBytes(n) => {
                 write!(f, "{n} extra bytes after the deserialized object")
             }

@@ -6,9 +6,9 @@ use crate::gc_ref::GcRef;
 use crate::packer::Packer;
 use crate::unpacker::Unpacker;
 use magnus::{
-    method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue,
-    typed_data::Obj, value::ReprValue, DataTypeFunctions, Error, RArray, RClass, RHash,
-    RModule, RString, Ruby, TypedData, Value,
+    method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
+    value::ReprValue, DataTypeFunctions, Error, RArray, RClass, RHash, RModule, RString, Ruby,
+    TypedData, Value,
 };
 
 enum Kind {
@@ -155,9 +155,10 @@ impl Buffer {
         };
         let outbuf = match args.get(1) {
             None => None,
-            Some(v) => Some(RString::from_value(*v).ok_or_else(|| {
-                errors::type_error("instance of String needed")
-            })?),
+            Some(v) => Some(
+                RString::from_value(*v)
+                    .ok_or_else(|| errors::type_error("instance of String needed"))?,
+            ),
         };
         let bytes = match n {
             None => self.with(|c| c.read_everything())?,
@@ -246,7 +247,12 @@ impl Buffer {
 
     /// Releases slack memory; returns the bytes released.
     fn compact_memory(&self) -> Result<usize, Error> {
-        self.with(|c| Ok(c.queue.try_borrow_mut().map(|mut q| q.shrink()).unwrap_or(0)))
+        self.with(|c| {
+            Ok(c.queue
+                .try_borrow_mut()
+                .map(|mut q| q.shrink())
+                .unwrap_or(0))
+        })
     }
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {

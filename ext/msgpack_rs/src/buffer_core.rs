@@ -5,8 +5,8 @@ use crate::errors::{self, ruby};
 use crate::gc_ref::GcRef;
 use crate::raw;
 use magnus::{
-    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash,
-    RString, Value,
+    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash, RString,
+    Value,
 };
 use std::cell::{Cell, Ref, RefCell, RefMut};
 
@@ -112,15 +112,26 @@ impl BufferCore {
         self.queue.try_borrow().map(|q| q.heap_size()).unwrap_or(0)
     }
 
+    /// Back to the default options and no IO (for a reused instance).
+    pub fn reset_options(&self) {
+        self.io.set(crate::raw::NIL);
+        self.io_buffer_size.set(IO_BUFFER_SIZE_DEFAULT);
+        self.read_reference_threshold
+            .set(READ_REFERENCE_THRESHOLD_DEFAULT);
+        self.write_reference_threshold
+            .set(WRITE_REFERENCE_THRESHOLD_DEFAULT);
+    }
+
     /// Applies `io` and the buffer options (msgpack-ruby's defaults/minimums).
     pub fn configure(&self, io: Option<Value>, options: Option<RHash>) -> Result<(), Error> {
         if let Some(io) = io.filter(|v| !v.is_nil()) {
             self.io.set(io.as_raw());
-            self.read_method.set(if io.respond_to("readpartial", true)? {
-                ReadMethod::ReadPartial
-            } else {
-                ReadMethod::Read
-            });
+            self.read_method
+                .set(if io.respond_to("readpartial", true)? {
+                    ReadMethod::ReadPartial
+                } else {
+                    ReadMethod::Read
+                });
             self.write_method.set(if io.respond_to("write", true)? {
                 WriteMethod::Write
             } else {
@@ -180,15 +191,17 @@ impl BufferCore {
             if self.io().is_some() {
                 self.flush()?;
                 // SAFETY: encoding index of a live String.
-                let is_binary = unsafe { rb_sys::rb_enc_get_index(raw_s) == rb_sys::rb_ascii8bit_encindex() };
+                let is_binary =
+                    unsafe { rb_sys::rb_enc_get_index(raw_s) == rb_sys::rb_ascii8bit_encindex() };
                 let out: Value = if is_binary {
                     s.as_value()
                 } else {
-                    ruby().str_from_slice(
-                        // SAFETY: bytes of a live String, copied at once.
-                        unsafe { raw::str_bytes(raw_s) },
-                    )
-                    .as_value()
+                    ruby()
+                        .str_from_slice(
+                            // SAFETY: bytes of a live String, copied at once.
+                            unsafe { raw::str_bytes(raw_s) },
+                        )
+                        .as_value()
                 };
                 self.io_write(out)?;
                 return Ok(len);
@@ -277,6 +290,12 @@ impl BufferCore {
     /// Everything buffered, as one binary String (not consumed).
     pub fn to_rstring(&self) -> Result<RString, Error> {
         let q = self.q()?;
+        let mut slices = q.slices();
+        match (slices.next(), slices.next()) {
+            (None, _) => return Ok(crate::buffer::binary(&[])),
+            (Some(only), None) => return Ok(crate::buffer::binary(only)),
+            _ => {}
+        }
         let total = q.len();
         // Allocating may run the GC, which only reads the queue: fine while
         // we hold a shared borrow.

@@ -29,6 +29,11 @@ pub struct UnpackOptions {
 
 pub struct RubyBuilder {
     holder: VALUE,
+    /// The innermost open container and its holder index, cached to skip a
+    /// holder lookup per element. The builder lives on the machine stack,
+    /// where the GC scans (and pins) it, so the cached VALUE stays valid.
+    cur: VALUE,
+    cur_idx: usize,
     opts: UnpackOptions,
     registry: Arc<UnpackRegistry>,
     source: Option<SharedSource>,
@@ -45,11 +50,49 @@ impl RubyBuilder {
     ) -> Self {
         RubyBuilder {
             holder,
+            cur: raw::NIL,
+            cur_idx: usize::MAX,
             opts,
             registry,
             source,
             read_reference_threshold,
         }
+    }
+
+    /// The container at holder index `idx`.
+    #[inline(always)]
+    fn container(&mut self, idx: usize) -> VALUE {
+        if idx != self.cur_idx {
+            self.cur = raw::ary_entry(self.holder, idx);
+            self.cur_idx = idx;
+        }
+        self.cur
+    }
+
+    /// The holder array (made on first use, so scalar-only messages
+    /// allocate nothing extra).
+    pub fn holder(&self) -> VALUE {
+        self.holder
+    }
+
+    #[inline(always)]
+    fn open(&mut self, container: VALUE) -> usize {
+        if self.holder == raw::NIL {
+            self.holder = raw::ary_new_capa(8);
+        }
+        let idx = raw::ary_len(self.holder);
+        raw::ary_push(self.holder, container);
+        self.cur = container;
+        self.cur_idx = idx;
+        idx
+    }
+
+    #[inline(always)]
+    fn close(&mut self, idx: usize) -> VALUE {
+        let v = self.container(idx);
+        raw::ary_truncate(self.holder, idx);
+        self.cur_idx = usize::MAX;
+        v
     }
 
     #[inline]
@@ -196,25 +239,24 @@ impl Builder for RubyBuilder {
 
     #[inline]
     fn array_begin(&mut self, _len: u32, capacity: usize) -> Result<usize, Fail> {
-        let idx = raw::ary_len(self.holder);
-        raw::ary_push(self.holder, raw::ary_new_capa(capacity.min(PREALLOC_CAP)));
-        Ok(idx)
+        Ok(self.open(raw::ary_new_capa(capacity.min(PREALLOC_CAP))))
     }
     #[inline]
     fn array_push(&mut self, array: &mut usize, v: VALUE) -> Result<(), Fail> {
-        raw::ary_push(raw::ary_entry(self.holder, *array), v);
+        let a = self.container(*array);
+        raw::ary_push(a, v);
         Ok(())
     }
     #[inline]
     fn array_end(&mut self, array: usize) -> Result<VALUE, Fail> {
-        let v = raw::ary_entry(self.holder, array);
-        raw::ary_truncate(self.holder, array);
+        let v = self.close(array);
         Ok(self.done(v))
     }
     #[inline]
     fn map_begin(&mut self, _len: u32, _capacity: usize) -> Result<usize, Fail> {
-        let idx = raw::ary_len(self.holder);
-        raw::ary_push(self.holder, raw::hash_new());
+        let h = raw::hash_new();
+        let idx = self.open(h);
+        // The slot after a map holds its pending key.
         raw::ary_push(self.holder, raw::NIL);
         Ok(idx)
     }
@@ -225,7 +267,7 @@ impl Builder for RubyBuilder {
     }
     #[inline]
     fn map_value(&mut self, map: &mut usize, v: VALUE) -> Result<(), Fail> {
-        let h = raw::ary_entry(self.holder, *map);
+        let h = self.container(*map);
         let k = raw::ary_entry(self.holder, *map + 1);
         if raw::has_builtin_hash(k) {
             raw::hash_aset(h, k, v);
@@ -233,7 +275,8 @@ impl Builder for RubyBuilder {
             // User-defined #hash/#eql? may raise: go through magnus's
             // protected call.
             // SAFETY: live objects held in the holder array.
-            let (hv, kv, vv) = unsafe { (Value::from_raw(h), Value::from_raw(k), Value::from_raw(v)) };
+            let (hv, kv, vv) =
+                unsafe { (Value::from_raw(h), Value::from_raw(k), Value::from_raw(v)) };
             if let Some(hash) = RHash::from_value(hv) {
                 hash.aset(kv, vv)?;
             }
@@ -242,8 +285,7 @@ impl Builder for RubyBuilder {
     }
     #[inline]
     fn map_end(&mut self, map: usize) -> Result<VALUE, Fail> {
-        let v = raw::ary_entry(self.holder, map);
-        raw::ary_truncate(self.holder, map);
+        let v = self.close(map);
         Ok(self.done(v))
     }
 }

@@ -1,10 +1,12 @@
 //! The byte queue behind every Buffer, Packer and Unpacker.
 //!
-//! A queue of chunks: owned byte vectors, and frozen Ruby Strings referenced
-//! without copying (large strings fed to an Unpacker, or written to a Packer
-//! above the write-reference threshold). Each instance owns its memory; the
-//! spare vector of a drained queue is reused so steady-state encoding and
-//! decoding do not call malloc.
+//! Sealed chunks (owned byte vectors, or frozen Ruby Strings referenced
+//! without copying: large strings fed to an Unpacker, or written to a Packer
+//! above the write-reference threshold) followed by one owned *tail* that
+//! new bytes are appended to. The tail is a plain field so the encoder's
+//! hot path is one vector push. Each instance owns its memory; the tail's
+//! allocation is kept when drained, so steady-state encoding and decoding do
+//! not call malloc.
 use crate::gc_ref::GcRef;
 use crate::raw;
 use rb_sys::VALUE;
@@ -13,9 +15,13 @@ use std::collections::VecDeque;
 enum Data {
     Owned(Vec<u8>),
     /// A frozen, non-embedded String: its bytes never move or change while
-    /// we hold it (compaction moves only the object slot, and we update the
-    /// slot reference in the compact callback).
-    Shared { s: GcRef, ptr: usize, len: usize },
+    /// we hold it (compaction moves only the object slot, and the slot
+    /// reference is updated in the compact callback).
+    Shared {
+        s: GcRef,
+        ptr: usize,
+        len: usize,
+    },
 }
 
 struct Chunk {
@@ -31,7 +37,7 @@ impl Chunk {
             Data::Owned(v) => v,
             Data::Shared { ptr, len, .. } => {
                 // SAFETY: see `Data::Shared`: the String is frozen, kept alive
-                // by our mark callback, and its heap buffer is stable.
+                // by the owner's mark callback, and its heap buffer is stable.
                 unsafe { std::slice::from_raw_parts(*ptr as *const u8, *len) }
             }
         }
@@ -52,66 +58,58 @@ pub struct SharedSource {
 
 #[derive(Default)]
 pub struct ChunkQueue {
-    chunks: VecDeque<Chunk>,
-    /// The allocation of the last drained owned chunk, kept for reuse.
-    spare: Vec<u8>,
+    sealed: VecDeque<Chunk>,
+    tail: Vec<u8>,
+    tail_pos: usize,
 }
 
 impl ChunkQueue {
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.all().len() - c.pos).sum()
+        self.sealed
+            .iter()
+            .map(|c| c.all().len() - c.pos)
+            .sum::<usize>()
+            + (self.tail.len() - self.tail_pos)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.chunks.iter().all(|c| c.pos == c.all().len())
+        self.sealed.is_empty() && self.tail_pos == self.tail.len()
     }
 
-    fn new_owned(&mut self, capacity: usize) -> Vec<u8> {
-        let mut v = std::mem::take(&mut self.spare);
-        v.clear();
-        v.reserve(capacity);
-        v
-    }
-
-    /// The owned vector at the end of the queue, for appending.
-    #[inline]
+    /// The vector new bytes are appended to.
+    #[inline(always)]
     pub fn tail(&mut self) -> &mut Vec<u8> {
-        // A stream that always ends in a partial object never fully drains
-        // its one chunk: drop the consumed prefix once it is half the chunk,
-        // so memory stays bounded (amortized O(1) per byte).
-        if self.chunks.len() == 1 {
-            if let Some(Chunk {
-                data: Data::Owned(v),
-                pos,
-            }) = self.chunks.front_mut()
-            {
-                if *pos >= 4096 && *pos >= v.len() / 2 {
-                    v.drain(..*pos);
-                    *pos = 0;
-                }
-            }
-        }
-        if !matches!(self.chunks.back(), Some(Chunk { data: Data::Owned(_), .. })) {
-            let v = self.new_owned(256);
-            self.chunks.push_back(Chunk {
-                data: Data::Owned(v),
-                pos: 0,
-            });
-        }
-        match self.chunks.back_mut() {
-            Some(Chunk {
-                data: Data::Owned(v),
-                ..
-            }) => v,
-            // Pushed just above.
-            _ => &mut self.spare,
-        }
+        &mut self.tail
     }
 
+    /// Appends bytes that will be read back (feeding). A stream that always
+    /// ends in a partial object never fully drains: drop the consumed prefix
+    /// once it is half the tail, so memory stays bounded (amortized O(1)).
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.tail().extend_from_slice(bytes);
+        if bytes.is_empty() {
+            return;
         }
+        if self.tail_pos >= 4096 && self.tail_pos >= self.tail.len() / 2 {
+            self.tail.drain(..self.tail_pos);
+            self.tail_pos = 0;
+        }
+        self.tail.extend_from_slice(bytes);
+    }
+
+    /// Moves unread tail bytes into a sealed chunk (before something must
+    /// follow them in order).
+    fn seal_tail(&mut self) {
+        if self.tail_pos < self.tail.len() {
+            let cap = self.tail.capacity();
+            let v = std::mem::replace(&mut self.tail, Vec::with_capacity(cap.min(64 * 1024)));
+            self.sealed.push_back(Chunk {
+                data: Data::Owned(v),
+                pos: self.tail_pos,
+            });
+        } else {
+            self.tail.clear();
+        }
+        self.tail_pos = 0;
     }
 
     /// References `s` without copying when it is a frozen heap String;
@@ -120,7 +118,8 @@ impl ChunkQueue {
         // SAFETY: `s` is a live String; we read it before any Ruby call.
         let bytes = unsafe { raw::str_bytes(s) };
         if raw::is_frozen(s) && !raw::str_is_embedded(s) {
-            self.chunks.push_back(Chunk {
+            self.seal_tail();
+            self.sealed.push_back(Chunk {
                 data: Data::Shared {
                     s: GcRef::new(s),
                     ptr: bytes.as_ptr() as usize,
@@ -136,20 +135,21 @@ impl ChunkQueue {
     /// The unread bytes of the front chunk (empty when the queue is).
     #[inline]
     pub fn front(&self) -> &[u8] {
-        self.chunks.front().map(Chunk::unread).unwrap_or(&[])
+        let (all, pos) = self.front_with_pos();
+        &all[pos..]
     }
 
     /// The whole front chunk and its read position.
     #[inline]
     pub fn front_with_pos(&self) -> (&[u8], usize) {
-        match self.chunks.front() {
+        match self.sealed.front() {
             Some(c) => (c.all(), c.pos),
-            None => (&[], 0),
+            None => (&self.tail, self.tail_pos),
         }
     }
 
     pub fn front_source(&self) -> Option<SharedSource> {
-        match self.chunks.front() {
+        match self.sealed.front() {
             Some(Chunk {
                 data: Data::Shared { s, ptr, .. },
                 ..
@@ -164,83 +164,99 @@ impl ChunkQueue {
     /// Sets the read position of the front chunk (after decoding from it).
     #[inline]
     pub fn set_front_pos(&mut self, pos: usize) {
-        if let Some(c) = self.chunks.front_mut() {
-            c.pos = pos.min(c.all().len());
+        match self.sealed.front_mut() {
+            Some(c) => {
+                c.pos = pos.min(c.all().len());
+                self.drop_drained_front();
+            }
+            None => {
+                self.tail_pos = pos.min(self.tail.len());
+                self.reset_drained_tail();
+            }
         }
-        self.drop_drained_front();
+    }
+
+    #[inline]
+    fn reset_drained_tail(&mut self) {
+        if self.tail_pos == self.tail.len() && self.sealed.is_empty() {
+            self.tail.clear();
+            self.tail_pos = 0;
+        }
     }
 
     fn drop_drained_front(&mut self) {
-        while let Some(c) = self.chunks.front() {
+        while let Some(c) = self.sealed.front() {
             if c.pos < c.all().len() {
                 break;
             }
-            if let Some(Chunk {
-                data: Data::Owned(v),
-                ..
-            }) = self.chunks.pop_front()
-            {
-                if v.capacity() > self.spare.capacity() {
-                    self.spare = v;
-                }
-            }
+            self.sealed.pop_front();
         }
+        self.reset_drained_tail();
     }
 
     /// Joins the front chunk with the next one so a token that spans them
     /// can be read contiguously. Returns false when there is no next chunk.
     pub fn coalesce_front(&mut self) -> bool {
-        if self.chunks.len() < 2 {
-            return false;
-        }
-        let Some(next) = self.chunks.remove(1) else {
+        let Some(front) = self.sealed.pop_front() else {
             return false;
         };
-        if let Some(front) = self.chunks.front_mut() {
-            match &mut front.data {
-                Data::Owned(v) => {
-                    v.drain(..front.pos);
-                    v.extend_from_slice(next.unread());
-                }
-                Data::Shared { .. } => {
-                    let mut v = Vec::with_capacity(front.unread().len() + next.unread().len());
-                    v.extend_from_slice(front.unread());
-                    v.extend_from_slice(next.unread());
-                    front.data = Data::Owned(v);
-                }
+        let mut joined = match front.data {
+            Data::Owned(mut v) => {
+                v.drain(..front.pos);
+                v
             }
-            front.pos = 0;
+            Data::Shared { .. } => front.unread().to_vec(),
+        };
+        match self.sealed.pop_front() {
+            Some(next) => {
+                joined.extend_from_slice(next.unread());
+                self.sealed.push_front(Chunk {
+                    data: Data::Owned(joined),
+                    pos: 0,
+                });
+            }
+            None => {
+                // The next chunk is the tail: the joined bytes become it.
+                joined.extend_from_slice(&self.tail[self.tail_pos..]);
+                self.tail = joined;
+                self.tail_pos = 0;
+            }
         }
         true
     }
 
     /// Drops up to `n` bytes from the front; returns how many were dropped.
-    pub fn consume(&mut self, mut n: usize) -> usize {
-        let mut done = 0;
-        while n > 0 {
-            let Some(c) = self.chunks.front_mut() else {
-                break;
-            };
-            let avail = c.all().len() - c.pos;
-            let take = avail.min(n);
-            c.pos += take;
-            n -= take;
-            done += take;
-            self.drop_drained_front();
+    pub fn consume(&mut self, n: usize) -> usize {
+        let mut left = n;
+        while left > 0 {
+            match self.sealed.front_mut() {
+                Some(c) => {
+                    let take = (c.all().len() - c.pos).min(left);
+                    c.pos += take;
+                    left -= take;
+                    self.drop_drained_front();
+                }
+                None => {
+                    let take = (self.tail.len() - self.tail_pos).min(left);
+                    self.tail_pos += take;
+                    left -= take;
+                    self.reset_drained_tail();
+                    break;
+                }
+            }
         }
-        done
+        n - left
     }
 
     /// Appends up to `n` unread bytes to `out` and consumes them.
     pub fn read_into(&mut self, out: &mut Vec<u8>, n: usize) -> usize {
         let mut left = n;
-        for c in &self.chunks {
+        for s in self.slices() {
             if left == 0 {
                 break;
             }
-            let u = c.unread();
-            let take = u.len().min(left);
-            out.extend_from_slice(&u[..take]);
+            let take = s.len().min(left);
+            out.extend_from_slice(&s[..take]);
             left -= take;
         }
         self.consume(n - left)
@@ -248,7 +264,11 @@ impl ChunkQueue {
 
     /// The unread bytes, chunk by chunk.
     pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
-        self.chunks.iter().map(Chunk::unread).filter(|s| !s.is_empty())
+        self.sealed
+            .iter()
+            .map(Chunk::unread)
+            .chain(std::iter::once(&self.tail[self.tail_pos..]))
+            .filter(|s| !s.is_empty())
     }
 
     pub fn to_vec(&self) -> Vec<u8> {
@@ -259,36 +279,31 @@ impl ChunkQueue {
         v
     }
 
+    /// Drops everything, keeping the tail's allocation for reuse.
     pub fn clear(&mut self) {
-        while let Some(c) = self.chunks.pop_front() {
-            if let Data::Owned(v) = c.data {
-                if v.capacity() > self.spare.capacity() {
-                    self.spare = v;
-                }
-            }
-        }
-        self.spare.clear();
+        self.sealed.clear();
+        self.tail.clear();
+        self.tail_pos = 0;
     }
 
     /// Heap bytes owned (not counting referenced Strings, which Ruby counts).
     pub fn heap_size(&self) -> usize {
         let owned: usize = self
-            .chunks
+            .sealed
             .iter()
             .map(|c| match &c.data {
                 Data::Owned(v) => v.capacity(),
                 Data::Shared { .. } => 0,
             })
             .sum();
-        owned + self.spare.capacity() + self.chunks.capacity() * std::mem::size_of::<Chunk>()
+        owned + self.tail.capacity() + self.sealed.capacity() * std::mem::size_of::<Chunk>()
     }
 
-    /// Releases slack: the spare vector, consumed prefixes, and capacity
-    /// over twice what is held. Returns the bytes released.
+    /// Releases slack: consumed prefixes, and capacity over twice what is
+    /// held. Returns the bytes released.
     pub fn shrink(&mut self) -> usize {
         let before = self.heap_size();
-        self.spare = Vec::new();
-        for c in &mut self.chunks {
+        for c in &mut self.sealed {
             if let Data::Owned(v) = &mut c.data {
                 if c.pos > 0 {
                     v.drain(..c.pos);
@@ -299,12 +314,19 @@ impl ChunkQueue {
                 }
             }
         }
-        self.chunks.shrink_to_fit();
+        if self.tail_pos > 0 {
+            self.tail.drain(..self.tail_pos);
+            self.tail_pos = 0;
+        }
+        if self.tail.capacity() > 2 * self.tail.len() {
+            self.tail.shrink_to_fit();
+        }
+        self.sealed.shrink_to_fit();
         before.saturating_sub(self.heap_size())
     }
 
     pub fn mark(&self) {
-        for c in &self.chunks {
+        for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {
                 s.mark();
             }
@@ -312,7 +334,7 @@ impl ChunkQueue {
     }
 
     pub fn update_references(&self) {
-        for c in &self.chunks {
+        for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {
                 s.update();
             }

@@ -1,8 +1,7 @@
 //! Exception classes (msgpack-ruby's hierarchy) and how Rust failures become
 //! Ruby exceptions.
 use magnus::{
-    prelude::*, rb_sys::FromRawValue, value::ReprValue, Error, ExceptionClass, RModule, Ruby,
-    Value,
+    prelude::*, rb_sys::FromRawValue, value::ReprValue, Error, ExceptionClass, RModule, Ruby, Value,
 };
 use msgpack_rs_core::DecodeError;
 use rb_sys::VALUE;

@@ -7,8 +7,8 @@ use crate::errors;
 use crate::gc_ref::GcRef;
 use crate::raw;
 use magnus::{
-    rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
-    RClass, RHash, RModule, Value,
+    rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer, RClass, RHash,
+    RModule, Value,
 };
 use rb_sys::VALUE;
 
@@ -124,7 +124,12 @@ impl PackRegistry {
         let h = crate::errors::ruby().hash_new();
         for e in &self.entries {
             // SAFETY: live objects kept alive by the owner's mark callback.
-            let (k, p) = unsafe { (Value::from_raw(e.klass.get()), Value::from_raw(e.packer.get())) };
+            let (k, p) = unsafe {
+                (
+                    Value::from_raw(e.klass.get()),
+                    Value::from_raw(e.packer.get()),
+                )
+            };
             h.aset(k, (e.ty as i64, p, e.flags as i64))?;
         }
         Ok(h)
@@ -171,6 +176,10 @@ impl Default for UnpackRegistry {
 }
 
 impl UnpackRegistry {
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     #[inline]
     pub fn get(&self, ty: i8) -> Option<&UnpackEntry> {
         self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
@@ -203,8 +212,12 @@ impl UnpackRegistry {
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(e) = slot {
                 // SAFETY: live objects kept alive by the owner's mark callback.
-                let (k, u) =
-                    unsafe { (Value::from_raw(e.klass.get()), Value::from_raw(e.unpacker.get())) };
+                let (k, u) = unsafe {
+                    (
+                        Value::from_raw(e.klass.get()),
+                        Value::from_raw(e.unpacker.get()),
+                    )
+                };
                 h.aset(i as u8 as i8 as i64, (k, u, e.flags as i64))?;
             }
         }

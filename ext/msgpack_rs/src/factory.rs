@@ -19,13 +19,17 @@ use magnus::{
     method, prelude::*, rb_sys::AsRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
     Error, RArray, RHash, RModule, Ruby, TypedData, Value,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+/// A snapshot of a factory's registrations.
 #[derive(Default, Clone)]
-struct Tables {
-    pack: Arc<PackRegistry>,
-    unpack: Arc<UnpackRegistry>,
-    optimized_symbols: bool,
+pub struct Tables {
+    pub pack: Arc<PackRegistry>,
+    pub unpack: Arc<UnpackRegistry>,
+    pub optimized_symbols: bool,
+    /// Bumped on every change, so cached packers know when to refresh.
+    pub generation: u64,
 }
 
 #[derive(TypedData, Default)]
@@ -68,6 +72,10 @@ impl Factory {
         self.tables.read().map(|t| t.clone()).map_err(|_| busy())
     }
 
+    pub fn tables(&self) -> Result<Tables, Error> {
+        self.snapshot()
+    }
+
     fn initialize(&self, args: &[Value]) -> Result<(), Error> {
         if !args.is_empty() {
             return Err(errors::arg_error(format!(
@@ -80,7 +88,8 @@ impl Factory {
 
     fn initialize_copy(rb_self: Obj<Self>, other: Value) -> Result<Value, Error> {
         let other = <&Factory>::try_convert(other)?;
-        let t = other.snapshot()?;
+        let mut t = other.snapshot()?;
+        t.generation = next_generation();
         *rb_self.tables.write().map_err(|_| busy())? = t;
         Ok(rb_self.as_value())
     }
@@ -177,9 +186,7 @@ impl Factory {
             // Another Ractor may be reading this factory: only shareable
             // callables may go in from here.
             for c in [packer, unpacker].into_iter().flatten() {
-                ractor::check_callable(c.as_raw(), || {
-                    format!("the callable for ext type {ty}")
-                })?;
+                ractor::check_callable(c.as_raw(), || format!("the callable for ext type {ty}"))?;
             }
         }
         // Copy-on-write: clone the tables (no Ruby calls), then swap.
@@ -193,6 +200,7 @@ impl Factory {
         if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == ruby.class_symbol().as_raw() {
             t.optimized_symbols = true;
         }
+        t.generation = next_generation();
         *rb_self.tables.write().map_err(|_| busy())? = t;
         Ok(nil)
     }
@@ -207,6 +215,31 @@ impl Factory {
         }
         Ok(rb_self)
     }
+}
+
+/// Process-wide unique table versions: a cached packer compares the
+/// generation it copied with its factory's current one.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn dump(rb_self: &Factory, args: &[Value]) -> Result<Value, Error> {
+    let Some((obj, rest)) = args.split_first() else {
+        return Err(errors::arg_error(
+            "wrong number of arguments (given 0, expected 1+)",
+        ));
+    };
+    crate::fast_path::dump(rb_self, *obj, rest)
+}
+
+fn load(rb_self: &Factory, args: &[Value]) -> Result<Value, Error> {
+    ruby().check_arity(args.len(), 1..=2)?;
+    crate::fast_path::load(
+        rb_self,
+        args[0],
+        args.get(1).copied().filter(|v| !v.is_nil()),
+    )
 }
 
 fn scrub_unshareable(h: RHash) -> Result<(), Error> {
@@ -229,6 +262,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("packer", method!(Factory::packer, -1))?;
     class.define_method("unpacker", method!(Factory::unpacker, -1))?;
     class.define_method("freeze", method!(Factory::freeze, 0))?;
+    class.define_method("dump", method!(dump, -1))?;
+    class.define_method("pack", method!(dump, -1))?;
+    class.define_method("load", method!(load, -1))?;
+    class.define_method("unpack", method!(load, -1))?;
     class.define_method(
         "registered_types_internal",
         method!(Factory::registered_types_internal, 0),
@@ -243,5 +280,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let default = ruby.obj_wrap(Factory::default());
     ractor::mark_shareable(default.as_raw());
     module.const_set("DefaultFactory", default)?;
+    crate::fast_path::init(ruby, module, default.as_value())?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod chunk_queue;
 mod errors;
 mod ext_registry;
 mod factory;
+mod fast_path;
 mod gc_ref;
 mod pack_walk;
 mod packer;

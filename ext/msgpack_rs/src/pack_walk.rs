@@ -7,8 +7,8 @@ use crate::errors;
 use crate::packer::Packer;
 use crate::raw;
 use magnus::{
-    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer,
-    RArray, RHash, RString, Symbol, Value,
+    prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer, RArray,
+    RHash, RString, Symbol, Value,
 };
 use msgpack_rs_core::encode;
 use rb_sys::{ruby_value_type::*, VALUE};
@@ -152,46 +152,45 @@ impl<'a> Walker<'a> {
 
     pub fn write_rstring(&self, s: RString) -> Result<(), Error> {
         let v = s.as_raw();
-        // SAFETY: encoding index of a live String, and the VM's fixed
-        // indexes of the built-in encodings.
-        let (enc, binary, utf8, usascii) = unsafe {
-            (
-                rb_sys::rb_enc_get_index(v),
-                rb_sys::rb_ascii8bit_encindex(),
-                rb_sys::rb_utf8_encindex(),
-                rb_sys::rb_usascii_encindex(),
-            )
-        };
+        let enc = raw::enc_index(v);
+        let known = raw::enc_indexes();
         let compat = self.p.compat();
-        if enc == binary {
-            // SAFETY: bytes of a live String; no Ruby call while used.
-            let bytes = unsafe { raw::str_bytes(v) };
-            let len = len32(bytes.len())?;
-            self.p.out(|o| {
-                if compat {
-                    encode::write_str_header(o, len, true)
-                } else {
-                    encode::write_bin_header(o, len)
-                }
-            })?;
-            return self.p.put_body(s.as_value(), bytes);
+        if enc == known.binary {
+            return self.write_body(s, compat, true);
         }
-        let text = if enc == utf8
-            || enc == usascii
+        if enc == known.utf8
+            || enc == known.usascii
             // SAFETY: coderange scan of a live String.
             || unsafe { rb_sys::rb_enc_str_asciionly_p(v) } != 0
         {
-            s
-        } else {
-            let converted: Value = s.funcall("encode", ("UTF-8",))?;
-            RString::try_convert(converted)?
-        };
-        let tv = text.as_raw();
-        // SAFETY: bytes of a live String; no Ruby call while used.
-        let bytes = unsafe { raw::str_bytes(tv) };
+            return self.write_body(s, compat, false);
+        }
+        let converted: Value = s.funcall("encode", ("UTF-8",))?;
+        self.write_body(RString::try_convert(converted)?, compat, false)
+    }
+
+    /// Header and bytes of a str (or, `binary`, a bin) in one buffer visit
+    /// unless the body is long enough to be referenced instead of copied.
+    #[inline]
+    fn write_body(&self, s: RString, compat: bool, binary: bool) -> Result<(), Error> {
+        // SAFETY: bytes of a live String; no Ruby call while they are used.
+        let bytes = unsafe { raw::str_bytes(s.as_raw()) };
         let len = len32(bytes.len())?;
-        self.p.out(|o| encode::write_str_header(o, len, compat))?;
-        self.p.put_body(text.as_value(), bytes)
+        let header = |o: &mut Vec<u8>| {
+            if binary && !compat {
+                encode::write_bin_header(o, len)
+            } else {
+                encode::write_str_header(o, len, compat)
+            }
+        };
+        if bytes.len() > self.p.buffer_core().write_reference_threshold() {
+            self.p.out(header)?;
+            return self.p.put_body(s.as_value(), bytes);
+        }
+        self.p.out(|o| {
+            header(o);
+            o.extend_from_slice(bytes);
+        })
     }
 
     pub fn write_symbol(&self, sym: Symbol) -> Result<(), Error> {
@@ -215,10 +214,20 @@ impl<'a> Walker<'a> {
         }
         let len = len32(a.len())?;
         self.p.out(|o| encode::write_array_header(o, len))?;
-        for i in 0..len as usize {
-            let v = raw::ary_entry(a.as_raw(), i);
+        let ary = a.as_raw();
+        let mut i = 0usize;
+        // Re-read the length each time: user code (to_msgpack) may change it.
+        // SAFETY: `ary` is a live Array and `i` is within its current length.
+        while i < len as usize && i < unsafe { rb_sys::RARRAY_LEN(ary) } as usize {
+            let v = unsafe { rb_sys::RARRAY_AREF(ary, i as isize) };
+            i += 1;
             // SAFETY: an element of a live Array.
             self.write_value(unsafe { Value::from_raw(v) }, depth + 1)?;
+        }
+        // Elements removed while packing: keep the output well-formed.
+        while i < len as usize {
+            self.p.out(encode::write_nil)?;
+            i += 1;
         }
         Ok(())
     }

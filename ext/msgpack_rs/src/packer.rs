@@ -8,8 +8,8 @@ use crate::gc_ref::GcRef;
 use crate::pack_walk::Walker;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
-    value::ReprValue, DataTypeFunctions, Error, Integer, RArray, RHash, RModule,
-    RString, Ruby, Symbol, TypedData, Value,
+    value::ReprValue, DataTypeFunctions, Error, Integer, RArray, RHash, RModule, RString, Ruby,
+    Symbol, TypedData, Value,
 };
 use msgpack_rs_core::encode;
 use std::cell::{Cell, RefCell};
@@ -38,6 +38,10 @@ pub struct Packer {
     view: GcRef,
     /// Output set aside while a recursive ext packer writes its payload.
     suspended: RefCell<Vec<ChunkQueue>>,
+    /// A per-Ractor reusable packer is in the middle of a `dump`.
+    busy: Cell<bool>,
+    /// Which factory tables (address, generation) the registry came from.
+    origin: Cell<(usize, u64)>,
 }
 
 impl DataTypeFunctions for Packer {
@@ -162,6 +166,50 @@ impl Packer {
         }
     }
 
+    pub fn is_busy(&self) -> bool {
+        self.busy.get()
+    }
+
+    /// Runs `f` marked busy, so a nested `dump` takes a fresh packer.
+    pub fn with_busy<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.busy.set(true);
+        let r = f();
+        self.busy.set(false);
+        r
+    }
+
+    /// Takes `factory`'s registrations unless they are already installed.
+    pub fn adopt(&self, factory: &crate::factory::Factory, tables: &crate::factory::Tables) {
+        let origin = (factory as *const _ as usize, tables.generation);
+        if self.origin.get() != origin {
+            self.install_registry(tables.pack.clone());
+            self.origin.set(origin);
+        }
+    }
+
+    /// Back to default options, then `args` applied (for reuse).
+    pub fn reconfigure(&self, args: &[Value]) -> Result<(), Error> {
+        self.buf.reset_options();
+        self.configure(args)
+    }
+
+    /// `write(obj)` without returning self.
+    pub fn write_top(rb_self: Obj<Self>, obj: Value) -> Result<(), Error> {
+        let me = rb_self.as_value();
+        rb_self.walker(me).write_value(obj, 0)?;
+        rb_self.maybe_flush()
+    }
+
+    /// The whole output as one String, leaving the buffer empty (its
+    /// allocation is kept for the next message).
+    pub fn take_output(&self) -> Result<RString, Error> {
+        self.buf.take_rstring()
+    }
+
+    pub fn discard_output(&self) {
+        let _ = self.buf.clear();
+    }
+
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
         let (io, options) = split_io_options(args, true)?;
         self.compat.set(opt_flag(options, "compatibility_mode"));
@@ -213,7 +261,13 @@ impl Packer {
         let real = crate::raw::obj_class(raw_obj);
         let found = reg
             .find_exact(klass)
-            .or_else(|| if real != klass { reg.find_exact(real) } else { None })
+            .or_else(|| {
+                if real != klass {
+                    reg.find_exact(real)
+                } else {
+                    None
+                }
+            })
             .or_else(|| {
                 if klass != real {
                     // Singleton classes are per object: not worth caching.
@@ -293,7 +347,11 @@ impl Packer {
     /// (never in the middle of a recursive ext payload).
     fn maybe_flush(&self) -> Result<(), Error> {
         if self.buf.io().is_some()
-            && self.suspended.try_borrow().map(|s| s.is_empty()).unwrap_or(false)
+            && self
+                .suspended
+                .try_borrow()
+                .map(|s| s.is_empty())
+                .unwrap_or(false)
             && self.buf.len()? >= self.buf.io_buffer_size()
         {
             self.buf.flush()?;
@@ -341,7 +399,9 @@ impl Packer {
 
     fn write_float(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
         if RString::from_value(v).is_some() {
-            return Err(errors::type_error("no implicit conversion to float from string"));
+            return Err(errors::type_error(
+                "no implicit conversion to float from string",
+            ));
         }
         let f = f64::try_convert(v)?;
         rb_self.out(|o| encode::write_f64(o, f))?;
@@ -557,7 +617,11 @@ impl Packer {
 
     /// Releases slack memory; returns bytes released.
     pub fn compact_memory(&self) -> usize {
-        self.buf.queue.try_borrow_mut().map(|mut q| q.shrink()).unwrap_or(0)
+        self.buf
+            .queue
+            .try_borrow_mut()
+            .map(|mut q| q.shrink())
+            .unwrap_or(0)
     }
 }
 
@@ -585,7 +649,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("Packer", ruby.class_object())?;
     class.define_alloc_func::<Packer>();
     class.define_method("initialize", method!(Packer::initialize, -1))?;
-    class.define_method("compatibility_mode?", method!(Packer::compatibility_mode_p, 0))?;
+    class.define_method(
+        "compatibility_mode?",
+        method!(Packer::compatibility_mode_p, 0),
+    )?;
     class.define_method("buffer", method!(Packer::buffer, 0))?;
     class.define_method("write", method!(Packer::write, 1))?;
     class.define_method("pack", method!(Packer::write, 1))?;

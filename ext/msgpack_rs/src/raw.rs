@@ -222,7 +222,8 @@ pub fn has_builtin_hash(k: VALUE) -> bool {
     // SAFETY: `k` is a live heap object.
     let t = unsafe { rb_sys::RB_BUILTIN_TYPE(k) };
     // SAFETY: as above.
-    let exact_string = t == RUBY_T_STRING && unsafe { rb_sys::rb_obj_class(k) == rb_sys::rb_cString };
+    let exact_string =
+        t == RUBY_T_STRING && unsafe { rb_sys::rb_obj_class(k) == rb_sys::rb_cString };
     exact_string || matches!(t, RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT)
 }
 
@@ -254,4 +255,43 @@ pub fn class_of(v: VALUE) -> VALUE {
 pub fn obj_class(v: VALUE) -> VALUE {
     // SAFETY: as above, skipping singleton classes.
     unsafe { rb_sys::rb_obj_class(v) }
+}
+
+/// Encoding index of a String, read from its flags when inline (the common
+/// case) as `ENCODING_GET` does.
+#[inline(always)]
+pub fn enc_index(s: VALUE) -> i32 {
+    // SAFETY: reading the flags word of a live heap object.
+    let flags = unsafe { (*(s as *const rb_sys::RBasic)).flags };
+    let idx = ((flags >> 22) & 127) as i32;
+    if idx == 127 {
+        // SAFETY: a live String whose index is stored out of line.
+        unsafe { rb_sys::rb_enc_get_index(s) }
+    } else {
+        idx
+    }
+}
+
+/// The VM's indexes of ASCII-8BIT, UTF-8 and US-ASCII (fixed at boot).
+#[derive(Clone, Copy)]
+pub struct EncIndexes {
+    pub binary: i32,
+    pub utf8: i32,
+    pub usascii: i32,
+}
+
+static ENC_INDEXES: std::sync::OnceLock<EncIndexes> = std::sync::OnceLock::new();
+
+#[inline(always)]
+pub fn enc_indexes() -> EncIndexes {
+    *ENC_INDEXES.get_or_init(|| {
+        // SAFETY: plain lookups of built-in encodings.
+        unsafe {
+            EncIndexes {
+                binary: rb_sys::rb_ascii8bit_encindex(),
+                utf8: rb_sys::rb_utf8_encindex(),
+                usascii: rb_sys::rb_usascii_encindex(),
+            }
+        }
+    })
 }

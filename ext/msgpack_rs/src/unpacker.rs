@@ -68,7 +68,11 @@ impl DataTypeFunctions for Unpacker {
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.buf.heap_size()
-            + self.state.try_borrow().map(|s| s.decoder.heap_size()).unwrap_or(0)
+            + self
+                .state
+                .try_borrow()
+                .map(|s| s.decoder.heap_size())
+                .unwrap_or(0)
     }
 }
 
@@ -253,7 +257,10 @@ impl Unpacker {
             .get(ty)
             .cloned();
         let Some(entry) = entry else {
-            return Err(errors::error(errors::Kind::UnknownExtType, "unexpected extension type"));
+            return Err(errors::error(
+                errors::Kind::UnknownExtType,
+                "unexpected extension type",
+            ));
         };
         let outer = {
             let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
@@ -275,7 +282,11 @@ impl Unpacker {
                 return Err(e);
             }
         };
-        let v = if self.opts.get().freeze { raw::freeze(v.as_raw()) } else { v.as_raw() };
+        let v = if self.opts.get().freeze {
+            raw::freeze(v.as_raw())
+        } else {
+            v.as_raw()
+        };
         let holder = self.holder();
         let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
         let mut b = RubyBuilder::new(
@@ -373,20 +384,34 @@ impl Unpacker {
     fn read_array_header(&self) -> Result<u32, Error> {
         match self.peek_header()? {
             (Header::Array(n), hlen) => {
-                self.buf.queue.try_borrow_mut().map_err(|_| reentrant())?.consume(hlen);
+                self.buf
+                    .queue
+                    .try_borrow_mut()
+                    .map_err(|_| reentrant())?
+                    .consume(hlen);
                 Ok(n)
             }
-            _ => Err(errors::error(errors::Kind::UnexpectedType, "unexpected type")),
+            _ => Err(errors::error(
+                errors::Kind::UnexpectedType,
+                "unexpected type",
+            )),
         }
     }
 
     fn read_map_header(&self) -> Result<u32, Error> {
         match self.peek_header()? {
             (Header::Map(n), hlen) => {
-                self.buf.queue.try_borrow_mut().map_err(|_| reentrant())?.consume(hlen);
+                self.buf
+                    .queue
+                    .try_borrow_mut()
+                    .map_err(|_| reentrant())?
+                    .consume(hlen);
                 Ok(n)
             }
-            _ => Err(errors::error(errors::Kind::UnexpectedType, "unexpected type")),
+            _ => Err(errors::error(
+                errors::Kind::UnexpectedType,
+                "unexpected type",
+            )),
         }
     }
 
@@ -406,7 +431,9 @@ impl Unpacker {
         loop {
             let got = match rb_self.read_value(me) {
                 Ok(g) => g,
-                Err(e) if e.is_kind_of(ruby().exception_eof_error()) && rb_self.buf.io().is_some() => {
+                Err(e)
+                    if e.is_kind_of(ruby().exception_eof_error()) && rb_self.buf.io().is_some() =>
+                {
                     break;
                 }
                 Err(e) => return Err(e),
@@ -471,7 +498,10 @@ impl Unpacker {
     }
 
     fn registered_types_internal(&self) -> Result<RHash, Error> {
-        self.registry.try_borrow().map_err(|_| reentrant())?.to_hash()
+        self.registry
+            .try_borrow()
+            .map_err(|_| reentrant())?
+            .to_hash()
     }
 
     fn register_type_internal(
@@ -512,7 +542,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("initialize", method!(Unpacker::initialize, -1))?;
     class.define_method("symbolize_keys?", method!(Unpacker::symbolize_keys_p, 0))?;
     class.define_method("freeze?", method!(Unpacker::freeze_p, 0))?;
-    class.define_method("allow_unknown_ext?", method!(Unpacker::allow_unknown_ext_p, 0))?;
+    class.define_method(
+        "allow_unknown_ext?",
+        method!(Unpacker::allow_unknown_ext_p, 0),
+    )?;
     class.define_method("buffer", method!(Unpacker::buffer, 0))?;
     class.define_method("read", method!(Unpacker::read, 0))?;
     class.define_method("unpack", method!(Unpacker::read, 0))?;
