@@ -63,7 +63,7 @@ module Demo
   def implementation
     rb = $LOADED_FEATURES.find { |f| f.end_with?("/msgpack.rb") }
     ext = $LOADED_FEATURES.find { |f| f =~ %r{/msgpack/msgpack(_rs)?\.(so|bundle)\z} }
-    name = MessagePack.const_defined?(:RS_VERSION) ? "msgpack-rs #{MessagePack::RS_VERSION}" : "msgpack (C)"
+    name = $LOADED_FEATURES.any? { |f| f.include?("msgpack_rs") } ? "msgpack-rs" : "msgpack (C)"
     "#{name}, MessagePack::VERSION #{MessagePack::VERSION}\n   lib: #{rb}\n   ext: #{ext}"
   end
 end

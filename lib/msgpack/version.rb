@@ -1,4 +1,6 @@
+# frozen_string_literal: true
+
 module MessagePack
+  # msgpack-rs implements the API of msgpack-ruby 1.8.3 and reports its version.
   VERSION = "1.8.3"
-  RS_VERSION = "0.1.0"
 end

@@ -165,13 +165,7 @@ impl Buffer {
             Some(0) => Vec::new(),
             Some(n) => {
                 if exact {
-                    let have = self.with(|c| {
-                        c.fill_to(n)?;
-                        c.len()
-                    })?;
-                    if have < n {
-                        return Err(errors::eof());
-                    }
+                    self.with(|c| c.fill_exact(n))?;
                 }
                 let got = self.with(|c| c.read_bytes(n))?;
                 if got.is_empty() && !exact {
@@ -200,10 +194,7 @@ impl Buffer {
     fn skip_all(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
         let n = count_arg(n)?;
         rb_self.with(|c| {
-            c.fill_to(n)?;
-            if c.len()? < n {
-                return Err(errors::eof());
-            }
+            c.fill_exact(n)?;
             c.skip_bytes(n)
         })?;
         Ok(rb_self)

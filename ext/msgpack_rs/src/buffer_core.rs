@@ -276,6 +276,19 @@ impl BufferCore {
         Ok(true)
     }
 
+    /// Reads from the IO until `want` bytes are buffered. The IO's end
+    /// raises ("IO reached end of file", or the IO's own EOFError); without
+    /// an IO, too little data raises "end of buffer reached".
+    pub fn fill_exact(&self, want: usize) -> Result<(), Error> {
+        while self.len()? < want {
+            if self.io().is_none() {
+                return Err(errors::eof());
+            }
+            self.feed_from_io()?;
+        }
+        Ok(())
+    }
+
     fn io_write(&self, s: Value) -> Result<(), Error> {
         let Some(io) = self.io() else {
             return Ok(());
@@ -322,7 +335,7 @@ impl BufferCore {
     /// Takes everything buffered as one String, leaving the queue empty.
     pub fn take_rstring(&self) -> Result<RString, Error> {
         let s = self.to_rstring()?;
-        self.q_mut()?.clear();
+        self.q_mut()?.clear_retaining();
         Ok(s)
     }
 

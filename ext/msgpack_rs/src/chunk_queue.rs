@@ -56,6 +56,9 @@ pub struct SharedSource {
     pub base: *const u8,
 }
 
+/// Tail capacity a drained queue keeps (see `reset_drained_tail`).
+const KEEP_ON_DRAIN: usize = 4096;
+
 #[derive(Default)]
 pub struct ChunkQueue {
     sealed: VecDeque<Chunk>,
@@ -176,11 +179,18 @@ impl ChunkQueue {
         }
     }
 
+    /// A drained queue keeps a small tail allocation for reuse and gives
+    /// larger ones back, so `ObjectSpace.memsize_of` drops back once data
+    /// is consumed (as with msgpack-ruby).
     #[inline]
     fn reset_drained_tail(&mut self) {
         if self.tail_pos == self.tail.len() && self.sealed.is_empty() {
-            self.tail.clear();
             self.tail_pos = 0;
+            if self.tail.capacity() > KEEP_ON_DRAIN {
+                self.tail = Vec::new();
+            } else {
+                self.tail.clear();
+            }
         }
     }
 
@@ -279,8 +289,18 @@ impl ChunkQueue {
         v
     }
 
-    /// Drops everything, keeping the tail's allocation for reuse.
+    /// Drops everything (a large tail allocation too).
     pub fn clear(&mut self) {
+        self.sealed.clear();
+        self.tail.clear();
+        self.tail_pos = 0;
+        self.reset_drained_tail();
+    }
+
+    /// Drops everything but keeps the tail's allocation whatever its size:
+    /// for a packer whose output was just taken, the next message will
+    /// likely need as much.
+    pub fn clear_retaining(&mut self) {
         self.sealed.clear();
         self.tail.clear();
         self.tail_pos = 0;

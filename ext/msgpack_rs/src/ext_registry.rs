@@ -75,6 +75,10 @@ impl PackRegistry {
         self.entries.is_empty()
     }
 
+    pub fn heap_size(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<PackEntry>()
+    }
+
     pub fn entries(&self) -> &[PackEntry] {
         &self.entries
     }
@@ -178,6 +182,10 @@ impl Default for UnpackRegistry {
 impl UnpackRegistry {
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    pub fn heap_size(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Option<UnpackEntry>>()
     }
 
     #[inline]

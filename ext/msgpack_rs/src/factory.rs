@@ -60,6 +60,11 @@ impl DataTypeFunctions for Factory {
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self
+                .tables
+                .try_read()
+                .map(|t| t.pack.heap_size() + t.unpack.heap_size())
+                .unwrap_or(0)
     }
 }
 

@@ -136,7 +136,11 @@ impl<'a> Walker<'a> {
                 return self.p.out(|o| encode::write_uint(o, u));
             }
         } else if let Ok(n) = i.to_i64() {
-            return self.p.out(|o| encode::write_int(o, n));
+            // msgpack-ruby quirk kept for byte compatibility: with an
+            // oversized-integer ext registered, -2**63 goes through the ext.
+            if !(n == i64::MIN && self.p.has_bigint_ext()) {
+                return self.p.out(|o| encode::write_int(o, n));
+            }
         }
         if self.p.has_bigint_ext() {
             if let Some(hit) = self.p.lookup_ext(i.as_value()) {

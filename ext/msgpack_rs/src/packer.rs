@@ -428,9 +428,18 @@ impl Packer {
     }
 
     fn write_bin(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let Some(s) = RString::from_value(v) else {
+        let Some(mut s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
         };
+        let raw_s = s.as_raw();
+        // Like msgpack-ruby, transcode to BINARY: text that is not ASCII
+        // raises Encoding::UndefinedConversionError.
+        // SAFETY: coderange scan of a live String.
+        if crate::raw::enc_index(raw_s) != crate::raw::enc_indexes().binary
+            && unsafe { rb_sys::rb_enc_str_asciionly_p(raw_s) } == 0
+        {
+            s = RString::try_convert(s.funcall::<_, _, Value>("encode", ("ASCII-8BIT",))?)?;
+        }
         // SAFETY: bytes of a live String, used before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
         let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
@@ -482,7 +491,8 @@ impl Packer {
         }
         let ty: Value = v.funcall("[]", (0,))?;
         let payload: Value = v.funcall("[]", (1,))?;
-        Self::write_ext(rb_self, ty, payload)
+        let payload = RString::try_convert(payload)?;
+        Self::write_ext(rb_self, ty, payload.as_value())
     }
 
     fn write_ext(rb_self: Obj<Self>, ty: Value, payload: Value) -> Result<Obj<Self>, Error> {

@@ -103,9 +103,9 @@ pub fn symbol(bytes: &[u8], binary: bool) -> VALUE {
 #[inline]
 pub fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
     // SAFETY: offset/len lie within `src` (callers derive them from a slice
-    // of its bytes); rb_str_substr shares the buffer of a long string.
+    // of its bytes); rb_str_subseq counts bytes (not characters) and shares the buffer of a long string.
     unsafe {
-        let s = rb_sys::rb_str_substr(src, clong(offset), clong(len));
+        let s = rb_sys::rb_str_subseq(src, clong(offset), clong(len));
         let idx = if utf8 {
             rb_sys::rb_utf8_encindex()
         } else {
