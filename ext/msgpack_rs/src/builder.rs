@@ -8,6 +8,7 @@
 use crate::chunk_queue::SharedSource;
 use crate::errors::{self, Fail};
 use crate::ext_registry::{self, UnpackRegistry};
+use crate::key_cache::KeyCache;
 use crate::raw;
 use magnus::{prelude::*, rb_sys::FromRawValue, value::ReprValue, Error, RHash, Value};
 use msgpack_rs_core::Builder;
@@ -38,6 +39,7 @@ pub struct RubyBuilder {
     registry: Arc<UnpackRegistry>,
     source: Option<SharedSource>,
     read_reference_threshold: usize,
+    keys: Option<KeyCache>,
 }
 
 impl RubyBuilder {
@@ -56,6 +58,7 @@ impl RubyBuilder {
             registry,
             source,
             read_reference_threshold,
+            keys: KeyCache::current(),
         }
     }
 
@@ -116,9 +119,12 @@ impl RubyBuilder {
         Some(raw::substr(src.string, offset, bytes.len(), utf8))
     }
 
-    fn symbol_from_utf8(bytes: &[u8]) -> Result<VALUE, Fail> {
+    fn symbol_from_utf8(&self, bytes: &[u8]) -> Result<VALUE, Fail> {
         if std::str::from_utf8(bytes).is_ok() {
-            Ok(raw::symbol(bytes, false))
+            Ok(match self.keys {
+                Some(k) => k.symbol(bytes),
+                None => raw::symbol(bytes, false),
+            })
         } else {
             let ruby = errors::ruby();
             Err(Fail::Ruby(Error::new(
@@ -188,10 +194,13 @@ impl Builder for RubyBuilder {
     #[inline]
     fn key_str(&mut self, bytes: &[u8]) -> Result<VALUE, Fail> {
         if self.opts.symbolize_keys {
-            return Self::symbol_from_utf8(bytes);
+            return self.symbol_from_utf8(bytes);
         }
         // Map keys are always frozen, deduplicated strings.
-        Ok(raw::interned_utf8(bytes))
+        Ok(match self.keys {
+            Some(k) => k.string(bytes),
+            None => raw::interned_utf8(bytes),
+        })
     }
     #[inline]
     fn key_bin(&mut self, bytes: &[u8]) -> Result<VALUE, Fail> {

@@ -9,6 +9,7 @@ mod ext_registry;
 mod factory;
 mod fast_path;
 mod gc_ref;
+mod key_cache;
 mod pack_walk;
 mod packer;
 mod ractor;
@@ -24,6 +25,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     // SAFETY: plain C API call during extension init.
     unsafe { rb_sys::rb_ext_ractor_safe(true) };
     let module = ruby.define_module("MessagePack")?;
+    key_cache::init();
     errors::init(ruby, module)?;
     let held = module.define_class("HeldBuffer", ruby.class_basic_object())?;
     held.undef_default_alloc_func();

@@ -1,0 +1,97 @@
+//! A per-Ractor cache of recently decoded map keys.
+//!
+//! Keys repeat across records, and interning one (`rb_enc_interned_str`)
+//! costs a hash-table lookup. This direct-mapped cache answers repeats with
+//! a short hash and a byte comparison. Entries live in a Ruby Array held in
+//! Ractor-local storage, so the GC sees (and pins) them and no Ractor shares
+//! another's cache. Results are identical to interning: the cache only
+//! holds interned strings (or symbols) it got from the VM.
+use crate::raw;
+use rb_sys::VALUE;
+use std::sync::OnceLock;
+
+const SLOTS: usize = 256;
+/// Longer keys are rarely repeated hot keys; they go straight to the VM.
+const MAX_KEY_LEN: usize = 48;
+
+static KEY: OnceLock<usize> = OnceLock::new();
+
+pub fn init() {
+    // SAFETY: plain C API call at load time.
+    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
+    let _ = KEY.set(key as usize);
+}
+
+#[derive(Clone, Copy)]
+pub struct KeyCache {
+    /// Slots `0..SLOTS` hold Strings, `SLOTS..2*SLOTS` Symbols.
+    ary: VALUE,
+}
+
+#[inline(always)]
+fn slot_of(bytes: &[u8]) -> usize {
+    // FNV-1a: short keys, good enough spread, no dependencies.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 16)) as usize % SLOTS
+}
+
+#[inline(always)]
+fn same_bytes(s: VALUE, bytes: &[u8]) -> bool {
+    // SAFETY: `s` is a live frozen String from the cache.
+    unsafe { raw::str_bytes(s) == bytes }
+}
+
+impl KeyCache {
+    /// This Ractor's cache (created on first use).
+    pub fn current() -> Option<KeyCache> {
+        let key = *KEY.get()? as rb_sys::rb_ractor_local_key_t;
+        // SAFETY: a key made at init; the VM marks what it stores.
+        let mut ary = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+        if ary == raw::NIL {
+            ary = raw::ary_new_capa(2 * SLOTS);
+            for _ in 0..2 * SLOTS {
+                raw::ary_push(ary, raw::NIL);
+            }
+            // SAFETY: storing a live object under our key.
+            unsafe { rb_sys::rb_ractor_local_storage_value_set(key, ary) };
+        }
+        Some(KeyCache { ary })
+    }
+
+    /// The interned UTF-8 String for a key.
+    #[inline]
+    pub fn string(&self, bytes: &[u8]) -> VALUE {
+        if bytes.len() > MAX_KEY_LEN {
+            return raw::interned_utf8(bytes);
+        }
+        let i = slot_of(bytes);
+        let hit = raw::ary_entry(self.ary, i);
+        if hit != raw::NIL && same_bytes(hit, bytes) {
+            return hit;
+        }
+        let v = raw::interned_utf8(bytes);
+        raw::ary_store(self.ary, i, v);
+        v
+    }
+
+    /// The Symbol for a (valid UTF-8) key.
+    #[inline]
+    pub fn symbol(&self, bytes: &[u8]) -> VALUE {
+        if bytes.len() > MAX_KEY_LEN {
+            return raw::symbol(bytes, false);
+        }
+        let i = SLOTS + slot_of(bytes);
+        let hit = raw::ary_entry(self.ary, i);
+        // SAFETY: `hit` is a live Symbol from the cache; its name is a
+        // frozen String.
+        if hit != raw::NIL && same_bytes(unsafe { rb_sys::rb_sym2str(hit) }, bytes) {
+            return hit;
+        }
+        let v = raw::symbol(bytes, false);
+        raw::ary_store(self.ary, i, v);
+        v
+    }
+}
