@@ -103,6 +103,9 @@ pub enum Header {
     Ext { ty: i8, len: u32 },
 }
 
+/// Payload bytes after the lead byte for 0xca (float32) ..= 0xd3 (int64).
+const SCALAR_LEN: [usize; 10] = [4, 8, 1, 2, 4, 8, 1, 2, 4, 8];
+
 /// The `N` bytes after the lead byte, if buffered.
 #[inline(always)]
 fn after<const N: usize>(input: &[u8]) -> Option<[u8; N]> {
@@ -115,7 +118,7 @@ fn after<const N: usize>(input: &[u8]) -> Option<[u8; N]> {
 ///
 /// One match on the lead byte (the layout of [`rmp::Marker`]'s ranges),
 /// since this runs once per decoded item.
-#[inline]
+#[inline(always)]
 pub fn parse_header(input: &[u8]) -> Result<Option<(Header, usize)>, DecodeError> {
     let Some(&lead) = input.first() else {
         return Ok(None);
@@ -363,6 +366,27 @@ impl<B: Builder> StreamDecoder<B> {
                 0xc2 | 0xc3 => {
                     *pos = start + 1;
                     b.boolean(lead == 0xc3)?
+                }
+                // Fixed-size numbers: the lead byte says how many bytes follow.
+                0xca..=0xd3 => {
+                    let n = SCALAR_LEN[(lead - 0xca) as usize];
+                    let Some(b8) = input.get(start + 1..start + 1 + n) else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let mut be = [0u8; 8];
+                    be[8 - n..].copy_from_slice(b8);
+                    let raw = u64::from_be_bytes(be);
+                    *pos = start + 1 + n;
+                    match lead {
+                        0xca => b.float32(f32::from_bits(raw as u32))?,
+                        0xcb => b.float64(f64::from_bits(raw))?,
+                        0xcc..=0xcf => b.uint(raw)?,
+                        // Sign-extend the n-byte two's complement value.
+                        _ => {
+                            let shift = 64 - 8 * n as u32;
+                            b.int(((raw << shift) as i64) >> shift)?
+                        }
+                    }
                 }
                 0xa0..=0xbf if self.limits.max_str_len >= 31 => {
                     let len = (lead & 0x1f) as usize;

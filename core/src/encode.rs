@@ -11,24 +11,24 @@ fn put1(out: &mut Vec<u8>, m: Marker) {
     out.push(m.to_u8());
 }
 
-#[inline]
+#[inline(always)]
 fn put_u8(out: &mut Vec<u8>, m: Marker, v: u8) {
     out.extend_from_slice(&[m.to_u8(), v]);
 }
 
-#[inline]
+#[inline(always)]
 fn put_u16(out: &mut Vec<u8>, m: Marker, v: u16) {
     let b = v.to_be_bytes();
     out.extend_from_slice(&[m.to_u8(), b[0], b[1]]);
 }
 
-#[inline]
+#[inline(always)]
 fn put_u32(out: &mut Vec<u8>, m: Marker, v: u32) {
     let b = v.to_be_bytes();
     out.extend_from_slice(&[m.to_u8(), b[0], b[1], b[2], b[3]]);
 }
 
-#[inline]
+#[inline(always)]
 fn put_u64(out: &mut Vec<u8>, m: Marker, v: u64) {
     let mut buf = [0u8; 9];
     buf[0] = m.to_u8();
@@ -36,18 +36,18 @@ fn put_u64(out: &mut Vec<u8>, m: Marker, v: u64) {
     out.extend_from_slice(&buf);
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_nil(out: &mut Vec<u8>) {
     put1(out, Marker::Null);
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_bool(out: &mut Vec<u8>, v: bool) {
     put1(out, if v { Marker::True } else { Marker::False });
 }
 
 /// Non-negative integers always use the unsigned forms (as msgpack-ruby does).
-#[inline]
+#[inline(always)]
 pub fn write_uint(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
@@ -64,7 +64,7 @@ pub fn write_uint(out: &mut Vec<u8>, v: u64) {
 
 /// Signed integers: non-negative values go through [`write_uint`], negative
 /// ones use negative fixint or the narrowest signed form.
-#[inline]
+#[inline(always)]
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
     if v >= 0 {
         write_uint(out, v as u64);
@@ -81,19 +81,19 @@ pub fn write_int(out: &mut Vec<u8>, v: i64) {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_f32(out: &mut Vec<u8>, v: f32) {
     put_u32(out, Marker::F32, v.to_bits());
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     put_u64(out, Marker::F64, v.to_bits());
 }
 
 /// A str header. `compat` follows the old spec: no str8, so lengths 32..=255
 /// use str16 (the old "raw16").
-#[inline]
+#[inline(always)]
 pub fn write_str_header(out: &mut Vec<u8>, len: u32, compat: bool) {
     if len < 32 {
         out.push(Marker::FixStr(len as u8).to_u8());
@@ -106,7 +106,7 @@ pub fn write_str_header(out: &mut Vec<u8>, len: u32, compat: bool) {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_bin_header(out: &mut Vec<u8>, len: u32) {
     if len <= u8::MAX as u32 {
         put_u8(out, Marker::Bin8, len as u8);
@@ -117,7 +117,7 @@ pub fn write_bin_header(out: &mut Vec<u8>, len: u32) {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_array_header(out: &mut Vec<u8>, len: u32) {
     if len < 16 {
         out.push(Marker::FixArray(len as u8).to_u8());
@@ -128,7 +128,7 @@ pub fn write_array_header(out: &mut Vec<u8>, len: u32) {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub fn write_map_header(out: &mut Vec<u8>, len: u32) {
     if len < 16 {
         out.push(Marker::FixMap(len as u8).to_u8());

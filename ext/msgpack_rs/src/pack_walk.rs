@@ -53,6 +53,13 @@ impl<'a> Walker<'a> {
             }
             return self.write_other(obj, depth);
         }
+        // Plain Strings are the most common heap objects in real payloads:
+        // test for them before the general type dispatch.
+        if raw::class_of(v) == string_class() {
+            if let Some(s) = RString::from_value(obj) {
+                return self.write_rstring(s);
+            }
+        }
         // SAFETY: `v` is a live heap object.
         let t = unsafe { rb_sys::RB_BUILTIN_TYPE(v) };
         match t {
@@ -154,6 +161,7 @@ impl<'a> Walker<'a> {
         }))
     }
 
+    #[inline(always)]
     pub fn write_rstring(&self, s: RString) -> Result<(), Error> {
         let v = s.as_raw();
         let enc = raw::enc_index(v);
@@ -175,7 +183,7 @@ impl<'a> Walker<'a> {
 
     /// Header and bytes of a str (or, `binary`, a bin) in one buffer visit
     /// unless the body is long enough to be referenced instead of copied.
-    #[inline]
+    #[inline(always)]
     fn write_body(&self, s: RString, compat: bool, binary: bool) -> Result<(), Error> {
         // SAFETY: bytes of a live String; no Ruby call while they are used.
         let bytes = unsafe { raw::str_bytes(s.as_raw()) };
@@ -192,6 +200,7 @@ impl<'a> Walker<'a> {
             return self.p.put_body(s.as_value(), bytes);
         }
         self.p.out(|o| {
+            o.reserve(bytes.len() + 5);
             header(o);
             o.extend_from_slice(bytes);
         })
@@ -263,6 +272,12 @@ impl<'a> Walker<'a> {
     }
 }
 
+#[inline(always)]
+fn string_class() -> VALUE {
+    // SAFETY: a VM global set at boot and never changed.
+    unsafe { rb_sys::rb_cString }
+}
+
 struct HashCtx<'w, 'a> {
     walker: &'w Walker<'a>,
     depth: usize,
@@ -291,6 +306,7 @@ extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> c_int {
     }
 }
 
+#[inline(always)]
 fn len32(n: usize) -> Result<u32, Error> {
     encode::len_u32(n).map_err(|e| errors::arg_error(e.to_string()))
 }

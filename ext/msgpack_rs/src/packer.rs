@@ -222,7 +222,7 @@ impl Packer {
 
     /// Runs `f` on the output vector. Fails (instead of panicking) if the
     /// output is already being written, which only a bug could cause.
-    #[inline]
+    #[inline(always)]
     pub fn out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Error> {
         match self.buf.queue.try_borrow_mut() {
             Ok(mut q) => Ok(f(q.tail())),
