@@ -264,9 +264,11 @@ RSpec.describe "GC compaction" do
       end
 
       [false, true].each do |frozen|
-        it "ext classes made with Class.new that only a#{frozen ? " frozen" : "n unfrozen"} factory references keep working" do
+        # recursive: needs msgpack 1.5
+        it "ext classes made with Class.new that only a#{frozen ? " frozen" : "n unfrozen"} factory references keep working",
+           :since_1_5 do
           @factory = CompactionSpec.anonymous_ext_factory(frozen)
-          expect(Ractor.shareable?(@factory)).to be(frozen)
+          expect(Ractor.shareable?(@factory)).to be(frozen) unless MSGPACK_SPEC_ORACLE
           @pk = @factory.packer
           @uk = @factory.unpacker
           @rounds.times do |i|
@@ -296,7 +298,7 @@ RSpec.describe "GC compaction" do
         end
       end
 
-      it "pools of a frozen factory keep working" do
+      it "pools of a frozen factory keep working", :since_1_5 do
         @pool = CompactionSpec.anonymous_ext_factory(true).pool(2, symbolize_keys: true)
         @rounds.times do |i|
           compact!
@@ -350,7 +352,8 @@ RSpec.describe "GC compaction" do
         expect(results[0][:list][1]).to be_frozen
       end
 
-      it "Buffer views (packer.buffer, unpacker.buffer) keep their owners alive and in place" do
+      # the @owner ivar of views is not in old C gems
+      it "Buffer views (packer.buffer, unpacker.buffer) keep their owners alive and in place", :since_1_6 do
         @pview = CompactionSpec.packer_view
         @uview = CompactionSpec.unpacker_view
         @rounds.times do |i|
@@ -366,6 +369,33 @@ RSpec.describe "GC compaction" do
         expect(@uview).to be_empty
       end
     end
+  end
+
+  # In a child process: with the bug this calls a freed object (NoMethodError on a
+  # String that reused the slot) or crashes.
+  REREGISTER_WHILE_DECODING = <<~'RUBY'
+    require "msgpack"
+    GC.auto_compact = true if GC.respond_to?(:auto_compact=)
+    def build(u)
+      u.register_type(2) { |p| "old:" + p } # referenced only by the unpacker's registry
+      u.register_type(1) do |_payload|
+        u.register_type(2) { |q| "new:" + q } # replaces it while u is decoding
+        GC.start
+        GC.compact if GC.respond_to?(:compact)
+        Array.new(2000) { "junk" * 20 }
+        :one
+      end
+    end
+    u = MessagePack::Unpacker.new
+    build(u)
+    data = MessagePack::Packer.new.write_array_header(3).write_ext(1, "a").write_ext(2, "b").write_ext(2, "c").to_s
+    p u.feed(data).read
+  RUBY
+
+  it "an ext proc that re-registers a type on the Unpacker decoding it (then GC) is safe" do
+    pending "BUG: the decoder keeps using (unmarked) procs that register_type replaced" unless MSGPACK_SPEC_ORACLE
+    stdout, stderr, status = run_isolated_ruby(REREGISTER_WHILE_DECODING)
+    expect([status.success?, stdout.strip]).to eq([true, '[:one, "new:b", "new:c"]']), stderr.lines.first(3).join
   end
 
   # Under GC.stress every allocation runs a (major, here compacting) GC, whose cost

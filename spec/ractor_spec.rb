@@ -18,6 +18,9 @@
 # loaded (Kernel::RUBYGEMS_ACTIVATION_MONITOR is not shareable), so
 # msgpack/bigint is required here, in the main Ractor.
 
+# The C gem is not Ractor-safe (API.md §14): nothing to check in the oracle run.
+return if defined?(MSGPACK_SPEC_ORACLE) && MSGPACK_SPEC_ORACLE
+
 require "msgpack/bigint"
 require "stringio"
 
@@ -170,11 +173,7 @@ RSpec.describe "Ractor safety", :ractor do
   def in_ractor(*args, &block)
     Ractor.new(*args, &block).take
   rescue Ractor::RemoteError => e
-    raise e.cause
-  end
-
-  before(:context) do
-    skip "the C gem is not Ractor-safe" if MSGPACK_SPEC_ORACLE
+    raise e.cause, cause: nil
   end
 
   describe "module functions" do
@@ -478,24 +477,90 @@ RSpec.describe "Ractor safety", :ractor do
       expect(MessagePack.unpack(MessagePack.pack(RactorSpec::FromRactorExt.new(5))).v).to eq(5)
     end
 
-    it "Ractors keep working while main registers types and runs GC" do
-      ractors = 2.times.map do |i|
-        Ractor.new(i) do |k|
-          bad = 0
-          2_000.times do |j|
-            obj = [RactorSpec::ShareableExt.new(j), RactorSpec::SymbolExt.new(k), "s" * (j % 300)]
-            bad += 1 unless MessagePack.unpack(MessagePack.pack(obj)) == obj
+    it "packers and unpackers made from it inside a Ractor do not hand out non-shareable procs" do
+      pending "BUG: Packer/Unpacker#registered_types expose the main Ractor's non-shareable procs"
+      got = in_ractor do
+        pk_entry = MessagePack::DefaultFactory.packer.registered_types.find { |t| t[:type] == 102 }
+        uk_entry = MessagePack::DefaultFactory.unpacker.registered_types.find { |t| t[:type] == 102 }
+        [pk_entry[:packer].nil?, uk_entry[:unpacker].nil?]
+      end
+      expect(got).to eq([true, true])
+    end
+
+    # Runs in a child process: with the bug it crashes ([BUG] try to mark T_NONE object)
+    # or calls a stale object; it needs a few seconds of registrations + GCs to show.
+    REGISTER_WHILE_USED = <<~'RUBY'
+      Warning[:experimental] = false
+      require "msgpack"
+      class SymbolExt
+        attr_reader :v
+        def initialize(v) = @v = v
+        def to_msgpack_ext = [v].pack("N")
+        def self.from_msgpack_ext(data) = new(data.unpack1("N"))
+      end
+      MessagePack::DefaultFactory.register_type(101, SymbolExt)
+      GC.auto_compact = true
+      ractors = 2.times.map do
+        Ractor.new do
+          data = MessagePack.pack(SymbolExt.new(7))
+          errors = Hash.new(0)
+          t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          until Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0 > 3
+            begin
+              v = MessagePack::DefaultFactory.unpacker.feed(data).read
+              errors[:wrong_value] += 1 unless v.is_a?(SymbolExt) && v.v == 7
+            rescue Exception => e
+              errors["#{e.class}: #{e.message[0, 100]}"] += 1
+            end
           end
-          bad
+          errors
         end
       end
-      200.times do |j|
-        MessagePack::DefaultFactory.register_type(100, RactorSpec::ShareableExt,
-                                                  packer: RactorSpec::PACK_100, unpacker: RactorSpec::UNPACK_100)
-        GC.start if j % 50 == 0
+      t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      n = 0
+      until Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0 > 3
+        MessagePack::DefaultFactory.register_type(101, SymbolExt) # new lambdas; the old ones become garbage
+        GC.start if (n += 1) % 3 == 0
       end
-      expect(ractors.map(&:take)).to eq([0, 0])
+      p ractors.map(&:take)
+    RUBY
+
+    it "Ractors keep working while main re-registers types and runs compacting GCs" do
+      pending "BUG: Factory#packer/#unpacker snapshot the tables before allocating; a GC in between misses them"
+      stdout, stderr, status = run_isolated_ruby(REGISTER_WHILE_USED)
+      expect([status.success?, stdout.strip]).to eq([true, "[{}, {}]"]), stderr.lines.first(3).join
     end
+  end
+
+  it "Ractors keep working while the main Ractor compacts the heap" do
+    ractors = 2.times.map do |i|
+      Ractor.new(i) do |k|
+        msg = MessagePack.pack(RactorSpec::RECORD.merge("big" => "b" * 700, "k" => k))
+        bad = 0
+        300.times do |j|
+          u = MessagePack::Unpacker.new(symbolize_keys: j.odd?)
+          cut = j % msg.bytesize
+          u.feed(msg[0, cut])
+          begin
+            u.read
+            bad += 1
+          rescue EOFError
+            nil
+          end
+          u.feed(msg[cut..])
+          v = u.read
+          bad += 1 unless v[j.odd? ? :k : "k"] == k
+          io = StringIO.new(msg * 2)
+          bad += 1 unless MessagePack::Unpacker.new(io, io_buffer_size: 1024).each.to_a.size == 2
+          out = StringIO.new(+"".b)
+          MessagePack::Packer.new(out).write("q" * 600_000).write(k).flush
+          bad += 1 unless out.string.bytesize == 600_006
+        end
+        [k, bad]
+      end
+    end
+    10.times { GC.compact }
+    expect(ractors.map(&:take).sort).to eq([[0, 0], [1, 0]])
   end
 
   describe "objects that are not shareable" do

@@ -10,6 +10,8 @@ mod factory;
 mod fast_path;
 mod gc_ref;
 mod key_cache;
+mod mapped;
+mod memory;
 mod pack_walk;
 mod packer;
 mod ractor;
@@ -33,5 +35,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     packer::init(ruby, module)?;
     unpacker::init(ruby, module)?;
     factory::init(ruby, module)?;
+    memory::init(ruby, module)?;
+    mapped::init(ruby, module)?;
     Ok(())
 }
