@@ -14,7 +14,13 @@
 #     one unpack allocates: shows how much of any shortfall is the Ruby VM
 #     (object allocation and the stop-the-world GC, which needs every Ractor at
 #     a barrier) rather than this library.
-# GC time and counts are reported per run (GC.stat(:time), Ruby >= 3.1).
+# Also reported per run: process CPU time (all Ractors) and CPU time per op, so a
+# busy machine (other processes taking the cores) shows up as CPU s < Ractors x
+# wall s, while contention inside Ruby shows up as a rising CPU us/op; and GC time
+# and counts (GC.stat(:time), Ruby >= 3.1); "idle %" is the whole machine's idle
+# CPU during the run (/proc/stat): CPU s < Ractors x wall s with idle > 0 means our
+# Ractors waited on each other, with idle ~0 that other processes had the cores.
+# Best of REPEAT runs by ops/s.
 
 require "msgpack"
 require "etc"
@@ -67,18 +73,34 @@ module RactorScaling
     n
   end
 
+  # [busy, idle] jiffies of the whole machine (Linux), to tell "other processes
+  # had the cores" from "our Ractors waited on each other".
+  def self.machine_jiffies
+    f = File.read("/proc/stat").lines.first.split.drop(1).map(&:to_i)
+    idle = f[3] + f[4].to_i
+    [f.sum - idle, idle]
+  rescue SystemCallError
+    nil
+  end
+
   # Wall time for `ractors` Ractors each doing `n` iterations of `kind`.
   def self.measure(kind, ractors, n)
     GC.start
     gc_time = GC.stat(:time)
     gc_count = GC.count
+    j0 = machine_jiffies
+    cpu0 = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
     t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     rs = Array.new(ractors) { Ractor.new(kind, n) { |k, m| RactorScaling.run(k, m) } }
     done = rs.sum(&:take)
     wall = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu0
+    j1 = machine_jiffies
     raise "lost work" unless done == ractors * n
 
-    { wall: wall, ops: done / wall, gc_ms: GC.stat(:time) - gc_time, gcs: GC.count - gc_count }
+    idle = j0 && j1 ? (j1[1] - j0[1]).fdiv((j1[0] - j0[0]) + (j1[1] - j0[1])) : Float::NAN
+    { wall: wall, ops: done / wall, cpu: cpu, cpu_us: cpu / done * 1e6, idle: idle * 100,
+      gc_ms: GC.stat(:time) - gc_time, gcs: GC.count - gc_count }
   end
 end
 
@@ -97,12 +119,13 @@ Ractor.new { RactorScaling.run(:module_api, 2_000) }.take
 RactorScaling::WORKLOADS.each do |label, kind|
   puts
   puts label
-  puts format("  %-9s %10s %12s %9s %9s %6s", "Ractors", "wall s", "ops/s", "speedup", "GC ms", "GCs")
+  puts format("  %-8s %8s %11s %8s %8s %9s %8s %5s %7s", "Ractors", "wall s", "ops/s", "speedup", "CPU s",
+              "CPU us/op", "GC ms", "GCs", "idle %")
   base = nil
   counts.each do |k|
     best = Array.new(repeat) { RactorScaling.measure(kind, k, n) }.max_by { |r| r[:ops] }
     base ||= best[:ops]
-    puts format("  %-9d %10.3f %12.0f %8.2fx %9d %6d", k, best[:wall], best[:ops], best[:ops] / base,
-                best[:gc_ms], best[:gcs])
+    puts format("  %-8d %8.3f %11.0f %7.2fx %8.2f %9.2f %8d %5d %7.0f", k, best[:wall], best[:ops], best[:ops] / base,
+                best[:cpu], best[:cpu_us], best[:gc_ms], best[:gcs], best[:idle])
   end
 end

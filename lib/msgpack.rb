@@ -27,3 +27,5 @@ module MessagePack
   # DefaultFactory.unpacker(options).feed_reference(src).full_unpack, without
   # building a Packer/Unpacker per call.
 end
+
+require "msgpack/memory_pressure" # compact!, CompactReport, mapped files, MemoryPressure.watch

@@ -28,10 +28,12 @@
 #   CASES=30000      number of cases (default 30000; the pass also stops after FUZZ_SECONDS)
 #   FUZZ_SECONDS=20  time budget of the pass
 #   SEED=1234        seed (default fixed; SEED=random picks one and prints it)
-#   GC_STRESS=1      run a much smaller pass (GC_STRESS_CASES, default 150) under GC.stress
+#   GC_STRESS=1      run a much smaller pass (GC_STRESS_CASES, default 60) under GC.stress
 #
 # The same file runs the pass outside rspec (for long runs):
 #   ruby -I lib spec/random_input_spec.rb --cases 500000 --seconds 3600 --seed 1
+# and replays a reported case (every case has its own Random, derived from seed and index):
+#   ruby -I lib spec/random_input_spec.rb --seed 1592651789 --first 1234 --cases 1
 require "msgpack"
 require "json"
 
@@ -417,7 +419,10 @@ module RandomInputFuzz
   class Runner
     attr_reader :stats, :failures
 
-    def initialize(seed:, cases:, seconds:, progress: nil, gc_stress: false, max_failures: 20)
+    def initialize(seed:, cases:, seconds:, progress: nil, gc_stress: false, max_failures: 20, crash_at: nil,
+                   first: 0)
+      @crash_at = crash_at
+      @first = first
       @seed = seed
       @cases = cases
       @seconds = seconds
@@ -445,33 +450,32 @@ module RandomInputFuzz
 
     def run
       deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + @seconds
-      i = 0
-      while i < @cases
+      i = @first
+      while i < @first + @cases
         break if (i & 63).zero? && Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
         break if @failures.size >= @max_failures
 
         run_case(i)
         i += 1
       end
-      @stats[:cases] = i
+      @stats[:cases] = i - @first
       self
     end
 
     def run_case(index)
       rng = Random.new((@seed * 1_000_003) + index)
-      kind, data, model, headers = make_input(rng)
+      kind, data, model, _headers = make_input(rng)
       plain = rng.rand < 0.7
       opts = random_options(rng, kind)
       note_progress(index, data, plain, opts)
+      Process.kill(:SEGV, Process.pid) if index == @crash_at # harness self-test
       @stats[kind] += 1
       @current = { index: index, kind: kind, hex: data.unpack1("H*"), plain: plain, opts: opts.inspect }
       allowed = plain ? ALLOWED : ALLOWED_WITH_EXT
 
-      GC.stress = true if @gc_stress
-      one = outcome(allowed) { plain ? MessagePack.unpack(data, opts) : @ext_factory.load(data, opts) }
+      one = stressed { outcome(allowed) { plain ? MessagePack.unpack(data, opts) : @ext_factory.load(data, opts) } }
       mode = rng.rand < 0.2 ? :mixed : :feed_each
       stream = stream_through(rng, data, plain, opts, allowed, mode)
-      GC.stress = false if @gc_stress
       stream.each { |e| @stats[e[0] == :obj ? :stream_values : :"stream_#{e[1].name}"] += 1 }
 
       @stats[:"one_#{one[0] == :ok ? 'value' : one[1].name}"] += 1
@@ -480,6 +484,13 @@ module RandomInputFuzz
       compare(one, stream) if plain && mode == :feed_each
     rescue StandardError, ScriptError, SystemStackError, NoMemoryError => e
       fail_case("#{e.class}: #{e.message}", e)
+    end
+
+    # GC.stress (with --gc-stress) only around msgpack calls: the harness itself would
+    # make the pass far too slow.
+    def stressed
+      GC.stress = true if @gc_stress
+      yield
     ensure
       GC.stress = false if @gc_stress
     end
@@ -557,12 +568,12 @@ module RandomInputFuzz
       chunks_of(rng, data).each do |chunk|
         if mode == :feed_each
           begin
-            u.feed_each(chunk) { |o| events << [:obj, o] }
+            stressed { u.feed_each(chunk) { |o| events << [:obj, o] } }
           rescue *allowed => e
             events << [:err, e.class, e.message]
           end
         else
-          u.feed(chunk)
+          stressed { u.feed(chunk) }
           mixed_ops(rng, u, allowed, events)
         end
       end
@@ -578,9 +589,9 @@ module RandomInputFuzz
         op = MIXED_OPS[rng.rand(MIXED_OPS.size)]
         begin
           if op == :each
-            u.each { |o| events << [:obj, o] }
+            stressed { u.each { |o| events << [:obj, o] } }
           else
-            events << [:obj, u.public_send(op)]
+            events << [:obj, stressed { u.public_send(op) }]
           end
         rescue *allowed => e
           events << [:err, e.class, e.message]
@@ -650,7 +661,7 @@ module RandomInputFuzz
   end
 
   def self.main(argv)
-    opts = { cases: 30_000, seconds: 20, seed: DEFAULT_SEED, progress: nil, gc_stress: false }
+    opts = { cases: 30_000, seconds: 20, seed: DEFAULT_SEED, progress: nil, gc_stress: false, crash_at: nil, first: 0 }
     until argv.empty?
       case argv.shift
       when "--cases" then opts[:cases] = Integer(argv.shift)
@@ -658,12 +669,15 @@ module RandomInputFuzz
       when "--seed" then opts[:seed] = Integer(argv.shift)
       when "--progress" then opts[:progress] = argv.shift
       when "--gc-stress" then opts[:gc_stress] = true
+      when "--crash-at" then opts[:crash_at] = Integer(argv.shift) # harness self-test
+      when "--first" then opts[:first] = Integer(argv.shift) # replay from this case index
       end
     end
     GC.auto_compact = true if GC.respond_to?(:auto_compact=) rescue nil
     progress = opts[:progress] && File.open(opts[:progress], "w")
     runner = Runner.new(seed: opts[:seed], cases: opts[:cases], seconds: opts[:seconds],
-                        progress: progress, gc_stress: opts[:gc_stress])
+                        progress: progress, gc_stress: opts[:gc_stress], crash_at: opts[:crash_at],
+                        first: opts[:first])
     t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     runner.run
     summary = runner.summary
@@ -689,12 +703,13 @@ elsif defined?(RSpec)
     end
 
     # Runs the pass in a child Ruby; returns the parsed summary.
-    def run_pass(cases:, seconds:, seed:, gc_stress: false)
+    def run_pass(cases:, seconds:, seed:, gc_stress: false, extra: [])
       Dir.mktmpdir("msgpack-fuzz") do |dir|
         progress = File.join(dir, "progress")
         args = [RbConfig.ruby, "-I", REPO_LIB, __FILE__, "--cases", cases.to_s, "--seconds", seconds.to_s,
                 "--seed", seed.to_s, "--progress", progress]
         args << "--gc-stress" if gc_stress
+        args.concat(extra)
         watchdog = seconds + 60
         out = +""
         err = +""
@@ -726,7 +741,7 @@ elsif defined?(RSpec)
 
     if ENV["GC_STRESS"]
       it "survives random and mutated input under GC.stress" do
-        cases = Integer(ENV.fetch("GC_STRESS_CASES", "150"))
+        cases = Integer(ENV.fetch("GC_STRESS_CASES", "60"))
         summary = run_pass(cases: cases, seconds: Float(ENV.fetch("FUZZ_SECONDS", "120")), seed: seed_from_env,
                            gc_stress: true)
         report(summary)
@@ -742,6 +757,11 @@ elsif defined?(RSpec)
         expect(summary[:status]).to eq(0)
         expect(summary[:stats][:cases]).to be > 500 # the pass really ran
       end
+    end
+
+    it "reports a crash of the child with the case in progress (harness self-test)" do
+      expect { run_pass(cases: 50, seconds: 10, seed: 1, extra: %w[--crash-at 7]) }
+        .to raise_error(RuntimeError, /random pass died .*case in progress \(index plain\/ext options hex\): 7 /m)
     end
 
     it "accepts only the documented exception classes (the list the pass checks against)" do

@@ -2,18 +2,27 @@
 
 # A/B harness for the bench/*.rb comparisons of msgpack-rs against the C msgpack gem.
 #
-# Both libraries define `MessagePack`, so they never share a process: the parent
-# (which never loads msgpack itself) starts one child per implementation per round,
+# Both libraries define `MessagePack`, so they never share a process. The parent
+# (which never loads msgpack itself) starts, for every round, one server child per
+# implementation,
 #
-#   msgpack-rs:  ruby -I lib   bench/NAME.rb --child
-#   C gem:       ruby          bench/NAME.rb --child
+#   msgpack-rs:  ruby -I SNAPSHOT/lib  bench/NAME.rb --serve
+#   C gem:       ruby                  bench/NAME.rb --serve
 #
-# alternating A B, B A, A B, ... (the order flips every round, so slow drift of the
-# machine's load hits both alike). Every child times every case, checks its
-# payloads (unpack(pack(x)) must equal x strictly: class, encoding, value), and prints
-# one line of JSON on stdout. The parent prints per-case ops/s of both, the ratio
-# ours/C, the per-round ratio range, and geometric means; it also compares the
-# packed-bytes digests and unpacked-object fingerprints across implementations.
+# (SNAPSHOT/lib: a private copy of lib/ taken when the parent starts, so that every
+# round times the same build and a rebuild of lib/msgpack/msgpack_rs.so meanwhile
+# cannot crash or change the children.)
+#
+# and then asks them to time the cases one at a time, alternating between the two:
+# case 1 on A then B, case 2 on B then A, case 3 on A then B, ... (the order also flips
+# every round). Only one child runs at a time, and the two timings of a case are
+# seconds apart, so a burst of load from other processes on this shared machine
+# rarely hits one side only. Fresh children every round also vary heap layout.
+#
+# Each child builds the payloads and checks them once before timing anything:
+# unpack(pack(x)) must equal x strictly (class, string encoding and bytes, Float bits,
+# Hash order); the parent then compares the digest of the packed bytes and a
+# fingerprint of the unpacked objects (including frozenness) across implementations.
 #
 # A bench file looks like:
 #
@@ -22,71 +31,73 @@
 #     obj = {...}
 #     s.section("pack") do
 #       s.check("name", obj)                    # round trip + digests, returns packed bytes
-#       s.bench("pack name", "MessagePack.pack(obj)", obj: obj)
+#       s.bench("name", "MessagePack.pack(obj)", obj: obj)
 #     end
 #   end
 #
 # `s.bench(label, code, **vars)` compiles `code` into a `while` loop (no block call
 # per iteration) with `vars` as its locals; `s.bench(label) { |n| ... }` takes a block
-# that must run the operation n times itself.
+# that must run the operation n times itself. `bytes:` (per operation) prints MB/s.
 #
-# Timing, per case and child: a calibration pass picks n so that one batch of n
-# operations takes BENCH_TIME / BENCH_SAMPLES seconds; batches then run for
-# BENCH_WARMUP seconds (discarded) and BENCH_TIME seconds (kept, at least 3 batches).
-# A child reports the median batch rate. Across rounds the parent takes the best
-# (BENCH_STAT=best, the default: load from other processes only ever slows a run
-# down) or the median (BENCH_STAT=median).
+# Timing of one case in one child: a calibration pass (first round only) picks n so that
+# a batch of n operations takes BENCH_TIME / BENCH_SAMPLES seconds; batches run for
+# BENCH_WARMUP seconds (discarded), then for BENCH_TIME seconds (at least 3 batches);
+# the child reports the median batch rate. Across rounds the parent takes the best
+# (BENCH_STAT=best, the default: other processes only ever slow a run down) or the
+# median (BENCH_STAT=median). The "rounds" column is the range of the per-round ratios.
 #
 # Environment:
-#   BENCH_ROUNDS   alternating rounds, one child of each implementation per round (3)
-#   BENCH_TIME     measured seconds per case per child (0.8)
-#   BENCH_WARMUP   warm-up seconds per case per child (0.2)
-#   BENCH_SAMPLES  batches per case per child (10)
+#   BENCH_ROUNDS   rounds, a fresh pair of children each (4)
+#   BENCH_TIME     measured seconds per case per child per round (0.5)
+#   BENCH_WARMUP   warm-up seconds per case per child per round (0.15)
+#   BENCH_SAMPLES  batches per BENCH_TIME (10)
 #   BENCH_STAT     best | median across rounds (best)
 #   BENCH_FILTER   regexp; only cases whose "section: label" matches are timed
 #                  (all checks still run)
-#   BENCH_IMPLS    ours,c (default) | ours | c: which implementations to run
-#   BENCH_JSON_DIR write the raw per-child results to DIR/NAME.json
+#   BENCH_IMPLS    ours,c (default) | ours | c
+#   BENCH_JSON_DIR write the raw results to DIR/NAME.json
 #
 # Other entry points:
-#   ruby [-I lib] bench/NAME.rb --child          one child, prints JSON
-#   ruby [-I lib] bench/NAME.rb --dump CHECK     the packed bytes of one check, raw on stdout
 #   ruby [-I lib] bench/NAME.rb --list           check names and case labels
+#   ruby [-I lib] bench/NAME.rb --dump CHECK     the packed bytes of one check, raw on stdout
 #
-# Exit status of the parent: 0, or 1 if any child failed, any check failed, or the
-# implementations disagreed on packed bytes or unpacked objects.
+# Exit status of the parent: 0, or 1 if a child failed or crashed, a check failed, or
+# the implementations disagreed on packed bytes or unpacked objects.
 
 require "json"
 require "digest"
 require "rbconfig"
+require "open3"
 
 module AB
   REPO_ROOT = File.expand_path("../..", __dir__)
   REPO_LIB = File.join(REPO_ROOT, "lib")
   OURS = "msgpack-rs"
   C_GEM = "C"
+  READY_MARK = "AB-READY "
   RESULT_MARK = "AB-RESULT "
+  DEFAULTS = { "BENCH_ROUNDS" => 4, "BENCH_TIME" => 0.5, "BENCH_WARMUP" => 0.15, "BENCH_SAMPLES" => 10 }.freeze
 
   module_function
 
   def main(script, title:, &define)
-    if ARGV.include?("--child")
-      Child.new(define).run
+    if ARGV.include?("--serve")
+      Child.new(define).serve
     elsif (i = ARGV.index("--dump"))
-      Child.new(define, timing: false).dump(ARGV.fetch(i + 1))
+      Child.new(define).dump(ARGV.fetch(i + 1))
     elsif ARGV.include?("--list")
-      Child.new(define, timing: false).list
+      Child.new(define).list
     else
       exit(Parent.new(script, title).run)
     end
   end
 
-  def env_f(name, default)
-    Float(ENV.fetch(name, default.to_s))
+  def env_f(name)
+    Float(ENV.fetch(name, DEFAULTS.fetch(name).to_s))
   end
 
-  def env_i(name, default)
-    Integer(ENV.fetch(name, default.to_s))
+  def env_i(name)
+    Integer(ENV.fetch(name, DEFAULTS.fetch(name).to_s))
   end
 
   def now
@@ -214,15 +225,15 @@ module AB
     end
   end
 
+
   # ---- child ----------------------------------------------------------------------
 
   class Child
-    Case = Struct.new(:section, :label, :runner, :bytes)
+    Case = Struct.new(:key, :section, :label, :runner, :bytes, :n)
 
-    def initialize(define, timing: true)
+    def initialize(define)
       @define = define
-      @timing = timing
-      @cases = []
+      @cases = {}
       @checks = {}
       @errors = []
       @skipped = {}
@@ -267,14 +278,14 @@ module AB
       packed = guard("check #{name}: pack") { pack.call(obj) }
       return nil unless packed
 
-      @packed_for_dump[name] = packed if @packed_for_dump
       result = guard("check #{name}: unpack") { unpack.call(packed) }
       record_check(name, packed, result, expect)
       packed
     end
 
     # Like check, for a value produced some other way (streaming, options, ...):
-    # records the unpacked fingerprint (and packed digest if given) and compares.
+    # records the fingerprint of `result` (and the digest of `packed` if given) and
+    # requires `result` to equal `expect` strictly.
     def check_result(name, result, expect:, packed: nil)
       record_check(name, packed, result, expect)
     end
@@ -284,6 +295,7 @@ module AB
       if packed
         entry["bytes"] = packed.bytesize
         entry["sha"] = Digest::SHA256.hexdigest(packed)[0, 16]
+        @packed[name] = packed
       end
       if !result.nil? || expect.nil?
         entry["fp"], entry["stats"] = AB.fingerprint(result)
@@ -299,8 +311,9 @@ module AB
     # or a block `{ |n| ... }` that runs the operation n times. `bytes`: payload size
     # per operation, to print MB/s instead of ops/s.
     def bench(label, code = nil, bytes: nil, **vars, &block)
-      full = "#{@section}: #{label}"
-      return if @filter && !@filter.match?(full)
+      key = "#{@section}: #{label}"
+      return if @filter && !@filter.match?(key)
+      raise ArgumentError, "duplicate case #{key}" if @cases.key?(key)
 
       runner =
         if code
@@ -319,11 +332,20 @@ module AB
         else
           block
         end
-      @cases << Case.new(@section, label, runner, bytes)
+      @cases[key] = Case.new(key, @section, label, runner, bytes, nil)
+    end
+
+    # The lib directory msgpack-rs is loaded from: the parent's snapshot (AB_OURS_LIB) or
+    # the repository's lib/ when run by hand with -I lib; nil for the C gem.
+    def ours_lib
+      return @ours_lib if defined?(@ours_lib)
+
+      candidates = [ENV["AB_OURS_LIB"], REPO_LIB].compact.map { |d| File.expand_path(d) }
+      @ours_lib = $LOAD_PATH.map { |p| File.expand_path(p) }.find { |p| candidates.include?(p) }
     end
 
     def impl
-      @impl ||= $LOAD_PATH.any? { |p| File.expand_path(p) == REPO_LIB } ? OURS : C_GEM
+      ours_lib ? OURS : C_GEM
     end
 
     # --- running ---
@@ -338,86 +360,102 @@ module AB
       end
       require "msgpack"
       ours_so = $LOADED_FEATURES.grep(/msgpack_rs\.(so|bundle)\z/)
-      if impl == OURS && ours_so.none? { |f| f.start_with?("#{REPO_LIB}/") }
-        abort "bench child: -I lib given but msgpack-rs was not loaded from #{REPO_LIB} (run script/build)"
+      if impl == OURS && ours_so.none? { |f| f.start_with?("#{ours_lib}/") }
+        abort "bench child: -I #{ours_lib} given but msgpack-rs was not loaded from there (run script/build)"
       end
       abort "bench child: the C gem run loaded msgpack-rs (#{ours_so.join(", ")})" if impl == C_GEM && !ours_so.empty?
     end
 
     def define_all
-      @filter = ENV["BENCH_FILTER"] && !ENV["BENCH_FILTER"].empty? ? Regexp.new(ENV["BENCH_FILTER"]) : nil
+      load_msgpack
+      filter = ENV["BENCH_FILTER"]
+      @filter = filter && !filter.empty? ? Regexp.new(filter) : nil
+      @packed = {}
       started = AB.now
       @define.call(self)
       @setup_seconds = AB.now - started
     end
 
-    def run
-      load_msgpack
-      define_all
-      results = {}
-      @cases.each do |c|
-        full = "#{c.section}: #{c.label}"
-        measured = guard("bench #{full}") { measure(c.runner) }
-        next unless measured
+    def libraries
+      $LOADED_FEATURES.grep(%r{/msgpack(_rs)?\.(so|bundle)\z})
+    end
 
-        results[full] = measured.merge("section" => c.section, "label" => c.label, "bytes" => c.bytes)
-      end
-      $stdout.puts RESULT_MARK + JSON.generate(
+    def serve
+      protocol = $stdout.dup
+      protocol.sync = true
+      $stdout = $stderr # nothing else may write to the protocol stream
+      define_all
+      protocol.puts READY_MARK + JSON.generate(
         "impl" => impl,
         "version" => MessagePack::VERSION,
-        "loaded" => $LOADED_FEATURES.grep(%r{/msgpack(_rs)?\.(so|bundle)\z}),
+        "loaded" => libraries,
+        "library_sha" => libraries.map { |f| Digest::SHA256.file(f).hexdigest[0, 12] }.join(","),
         "ruby" => RUBY_DESCRIPTION,
         "setup_seconds" => @setup_seconds,
-        "cases" => results,
+        "cases" => @cases.values.map { |c| { "key" => c.key, "section" => c.section, "label" => c.label, "bytes" => c.bytes } },
         "checks" => @checks,
         "errors" => @errors,
         "skipped" => @skipped,
       )
+      while (line = $stdin.gets)
+        command, key = JSON.parse(line)
+        break if command == "quit"
+
+        c = @cases.fetch(key)
+        errors_before = @errors.size
+        measured = guard("bench #{key}") { measure(c) }
+        reply = measured || { "error" => @errors[errors_before..].join("; ") }
+        protocol.puts RESULT_MARK + JSON.generate(reply)
+      end
     end
 
     def dump(name)
-      @packed_for_dump = {}
-      load_msgpack
-      define_all
-      packed = @packed_for_dump[name] or abort "no check named #{name.inspect}; try --list"
       $stdout.binmode
-      $stdout.write(packed)
+      out = $stdout.dup
+      $stdout = $stderr
+      define_all
+      packed = @packed[name] or abort "no packed bytes for a check named #{name.inspect}; try --list"
+      out.write(packed)
     end
 
     def list
-      load_msgpack
       define_all
       puts "checks:", @checks.keys.map { |k| "  #{k}" }
-      puts "cases:", @cases.map { |c| "  #{c.section}: #{c.label}" }
+      puts "cases:", @cases.keys.map { |k| "  #{k}" }
       puts "skipped:", @skipped.map { |k, v| "  #{k} (#{v})" } unless @skipped.empty?
+      puts "errors:", @errors.map { |e| "  #{e}" } unless @errors.empty?
     end
 
-    def measure(runner)
-      time = AB.env_f("BENCH_TIME", 0.8)
-      warmup = AB.env_f("BENCH_WARMUP", 0.2)
-      samples = [AB.env_i("BENCH_SAMPLES", 10), 1].max
-      batch_time = time / samples
+    def measure(c)
+      time = AB.env_f("BENCH_TIME")
+      warmup = AB.env_f("BENCH_WARMUP")
+      batch_time = time / [AB.env_i("BENCH_SAMPLES"), 1].max
 
       GC.start
-      # Calibrate (this also warms up): grow n until a batch takes about batch_time.
-      n = 1
       spent = 0.0
-      loop do
-        t = timed(runner, n)
-        spent += t
-        break if t >= batch_time * 0.5 || n >= 1 << 40
+      c.n ||= begin
+        # Calibrate (this also warms up): grow n until a batch takes about batch_time.
+        n = 1
+        loop do
+          t = timed(c.runner, n)
+          spent += t
+          break if t >= batch_time * 0.5 || n >= 1 << 40
 
-        n = t <= 0 ? n * 100 : [[(n * batch_time / t).ceil, n * 100].min, n * 2].max
+          n = t <= 0 ? n * 100 : (n * batch_time / t).ceil.clamp(n * 2, n * 100)
+        end
+        t = timed(c.runner, n)
+        spent += t
+        [(n * batch_time / [t, 1e-9].max).round, 1].max
       end
-      n = [(n * batch_time / [timed(runner, n), 1e-9].max).round, 1].max if spent < batch_time * 4
+      n = c.n
 
       deadline = AB.now + [warmup - spent, 0].max
-      timed(runner, n) while AB.now < deadline
+      timed(c.runner, n) while AB.now < deadline
 
       rates = []
       elapsed = 0.0
       while elapsed < time || rates.size < 3
-        t = timed(runner, n)
+        t = timed(c.runner, n)
         elapsed += t
         rates << n / t
         break if rates.size >= 3 && elapsed >= 3 * time # one op is slower than a batch
@@ -434,32 +472,88 @@ module AB
 
   # ---- parent ---------------------------------------------------------------------
 
+  class ChildDied < StandardError; end
+
+  # One server child, driven over its stdin/stdout.
+  class Server
+    attr_reader :impl, :ready
+
+    def initialize(impl, script, ours_lib)
+      @impl = impl
+      args = [RbConfig.ruby]
+      args += ["-I", ours_lib] if impl == OURS
+      args += [script, "--serve"]
+      @command = args.join(" ")
+      env = { "RUBYLIB" => nil, "AB_OURS_LIB" => impl == OURS ? ours_lib : nil }
+      @in, @out, @thread = Open3.popen2(env, *args)
+    end
+
+    def wait_ready
+      @ready = JSON.parse(read_reply(READY_MARK))
+    end
+
+    def measure(key)
+      @in.puts JSON.generate(["measure", key])
+      JSON.parse(read_reply(RESULT_MARK))
+    rescue Errno::EPIPE
+      raise ChildDied, died_message
+    end
+
+    def quit
+      @in.puts JSON.generate(["quit"])
+      @in.close
+      @thread.value
+    rescue Errno::EPIPE, IOError
+      @thread.value
+    end
+
+    def kill
+      Process.kill(:KILL, @thread.pid)
+      @thread.value
+    rescue Errno::ESRCH
+      nil
+    end
+
+    private
+
+    def read_reply(mark)
+      while (line = @out.gets)
+        return line.delete_prefix(mark) if line.start_with?(mark)
+      end
+      raise ChildDied, died_message
+    end
+
+    def died_message
+      @in.close unless @in.closed?
+      "#{@command} died: #{@thread.value.inspect}"
+    end
+  end
+
   class Parent
     def initialize(script, title)
       @script = File.expand_path(script)
       @name = File.basename(script, ".rb")
       @title = title
-      @rounds = AB.env_i("BENCH_ROUNDS", 3)
+      @rounds = AB.env_i("BENCH_ROUNDS")
       @stat = ENV.fetch("BENCH_STAT", "best")
       abort "BENCH_STAT must be best or median" unless %w[best median].include?(@stat)
-      impls = ENV.fetch("BENCH_IMPLS", "ours,c").downcase.split(",").map(&:strip)
-      @impls = []
-      @impls << OURS if impls.include?("ours")
-      @impls << C_GEM if impls.include?("c")
+      wanted = ENV.fetch("BENCH_IMPLS", "ours,c").downcase.split(",").map(&:strip)
+      @impls = [[OURS, "ours"], [C_GEM, "c"]].filter_map { |impl, short| impl if wanted.include?(short) }
       abort "BENCH_IMPLS must name ours and/or c" if @impls.empty?
-      @runs = @impls.to_h { |i| [i, []] } # impl => [child result or nil per round]
+      @ready = @impls.to_h { |i| [i, []] }               # impl => [ready message per round]
+      @values = @impls.to_h { |i| [i, Hash.new { |h, k| h[k] = [] }] } # impl => key => [ips per round]
+      @meta = {}                                         # key => case metadata, in order
       @problems = []
     end
 
     def run
       $stdout.sync = true
+      snapshot_lib if @impls.include?(OURS)
       started = AB.now
-      @rounds.times do |r|
-        order = r.even? ? @impls : @impls.reverse
-        order.each { |impl| @runs[impl] << run_child(impl, r) }
-      end
+      @rounds.times { |r| run_round(r) }
       $stderr.puts format("%s: %d rounds in %.0f s", @name, @rounds, AB.now - started)
 
+      library_changes
       print_header
       print_table
       compare_checks
@@ -468,52 +562,110 @@ module AB
       @problems.empty? ? 0 : 1
     end
 
-    def run_child(impl, round)
-      args = [RbConfig.ruby]
-      args += ["-I", REPO_LIB] if impl == OURS
-      args += [@script, "--child"]
-      $stderr.print format("%s round %d/%d: %-10s ", @name, round + 1, @rounds, impl)
+    # msgpack-rs is loaded from a private copy of lib/, taken once: every round then
+    # times the same build, and rebuilding lib/msgpack/msgpack_rs.so during the run
+    # (a plain `cp` over it rewrites the file that running children have mapped, which
+    # crashes them with SIGBUS/SIGSEGV) cannot touch the children.
+    def snapshot_lib
+      require "tmpdir"
+      require "fileutils"
+      @snapshot_dir = Dir.mktmpdir("msgpack-rs-bench-")
+      @ours_lib = File.join(@snapshot_dir, "lib")
+      FileUtils.cp_r(REPO_LIB, @ours_lib)
+      dir = @snapshot_dir
+      at_exit { FileUtils.rm_rf(dir) }
+    end
+
+    def problem(message)
+      @problems << message unless @problems.include?(message)
+    end
+
+    def start_servers(r)
+      servers = {}
+      @impls.each { |impl| servers[impl] = Server.new(impl, @script, @ours_lib) } # set up concurrently
+      servers.each do |impl, server|
+        ready = server.wait_ready
+        @ready[impl][r] = ready
+        ready["errors"].each { |e| problem("#{impl}: #{e}") }
+        ready["cases"].each { |c| @meta[c["key"]] ||= c }
+      rescue ChildDied => e
+        problem("#{impl} round #{r + 1}: #{e.message}")
+        servers.delete(impl)
+      end
+      servers
+    end
+
+    def run_round(r)
       t0 = AB.now
-      out = IO.popen({ "RUBYLIB" => nil }, args, &:read)
-      status = $?
-      line = out.lines.reverse.find { |l| l.start_with?(RESULT_MARK) }
-      if status.success? && line
-        result = JSON.parse(line.delete_prefix(RESULT_MARK))
-        $stderr.puts format("%5.1f s  (%s %s; payload setup and checks %.1f s)", AB.now - t0, impl,
-                            result["version"], result["setup_seconds"])
-        result["errors"].each do |e|
-          msg = "#{impl}: #{e}"
-          @problems << msg unless @problems.include?(msg)
+      $stderr.print format("%s round %d/%d: ", @name, r + 1, @rounds)
+      servers = start_servers(r)
+      $stderr.print format("ready in %.1f s; ", AB.now - t0)
+      @meta.keys.each_with_index do |key, k|
+        order = (r + k).even? ? @impls : @impls.reverse
+        order.each do |impl|
+          server = servers[impl] or next
+          next unless server.ready["cases"].any? { |c| c["key"] == key }
+
+          begin
+            reply = server.measure(key)
+            if reply["ips"]
+              @values[impl][key][r] = reply["ips"]
+            else
+              problem("#{impl}: #{reply["error"]}")
+            end
+          rescue ChildDied => e
+            problem("#{impl} round #{r + 1}: crashed while timing #{key.inspect}: #{e.message}")
+            # Replace the child so the remaining cases still run.
+            fresh = Server.new(impl, @script, @ours_lib)
+            begin
+              fresh.wait_ready
+              servers[impl] = fresh
+            rescue ChildDied
+              servers.delete(impl)
+            end
+          end
         end
-        result
-      else
-        $stderr.puts "FAILED (#{status.inspect})"
-        @problems << "#{impl} round #{round + 1}: child failed, #{status.inspect}: #{args.join(" ")}"
-        nil
+        $stderr.print "."
+      end
+      servers.each_value(&:quit)
+      $stderr.puts format(" %.0f s", AB.now - t0)
+    rescue Interrupt
+      servers&.each_value(&:kill)
+      raise
+    end
+
+    # The lead may rebuild lib/msgpack/msgpack_rs.so while a comparison runs.
+    def library_changes
+      @impls.each do |impl|
+        shas = @ready[impl].compact.map { |res| res["library_sha"] }.uniq
+        next if shas.size <= 1
+
+        problem("#{impl}: the loaded library changed between rounds (sha256 #{shas.join(", ")}); rerun")
       end
     end
 
-    def ok_runs(impl)
-      @runs.fetch(impl, []).compact
+    def first_ready(impl)
+      @ready[impl].compact.first
     end
 
     def print_header
       puts
       puts "== #{@title}"
       @impls.each do |impl|
-        first = ok_runs(impl).first
+        first = first_ready(impl)
         next puts("   #{impl}: no successful run") unless first
 
-        puts "   #{impl.ljust(10)} #{first["version"].ljust(6)} #{first["loaded"].join(" ")}"
+        loaded = first["loaded"].map { |f| @ours_lib ? f.sub("#{@ours_lib}/", "lib/") : f }.join(" ")
+        copy = impl == OURS ? ", copied at start" : ""
+        puts "   #{impl.ljust(10)} #{first["version"].ljust(6)} #{loaded} (sha256 #{first["library_sha"]}#{copy})"
       end
-      puts format("   %d alternating rounds; per child the median of batches over BENCH_TIME=%s s; " \
-                  "across rounds the %s", @rounds, ENV.fetch("BENCH_TIME", "0.8"),
-                  @stat == "best" ? "best child" : "median child")
-      puts "   'rounds' is the range of the per-round ratios ours/C (pairs of adjacent children)"
+      puts format("   %d rounds, cases alternating between the implementations; per round and child the median " \
+                  "of batches over %s s; across rounds the %s. 'rounds': range of the per-round ratios",
+                  @rounds, AB.env_f("BENCH_TIME"), @stat == "best" ? "best" : "median")
     end
 
     def value_for(impl, key)
-      values = ok_runs(impl).filter_map { |res| res["cases"].dig(key, "ips") }
+      values = @values[impl][key].compact
       return nil if values.empty?
 
       @stat == "best" ? values.max : AB.median(values)
@@ -536,58 +688,51 @@ module AB
     end
 
     def print_table
-      keys = []
-      meta = {}
-      @impls.each do |impl|
-        ok_runs(impl).each do |res|
-          res["cases"].each do |key, c|
-            keys << key unless meta.key?(key)
-            meta[key] ||= c
-          end
-        end
-      end
-      sections = keys.group_by { |k| meta[k]["section"] }
       both = @impls.size == 2
-      width = [keys.map { |k| meta[k]["label"].size }.max.to_i, 24].max
+      width = [@meta.values.map { |m| m["label"].size }.max.to_i, 24].max
       line = "-" * (width + (both ? 52 : 14))
       all_ratios = []
       @section_means = {}
-      sections.each do |section, skeys|
+      c_version = first_ready(C_GEM)&.dig("version")
+      @meta.keys.group_by { |k| @meta[k]["section"] }.each do |section, keys|
         puts
         if both
-          puts format("%-#{width}s %12s %12s %7s  %s", section, OURS, "C #{ok_runs(C_GEM).first&.dig("version")}",
-                      "ours/C", "rounds")
+          puts format("%-#{width}s %12s %12s %7s  %s", section, OURS, "C #{c_version}", "ours/C", "rounds")
         else
           puts format("%-#{width}s %12s", section, @impls.first)
         end
         puts line
         ratios = []
-        skeys.each do |key|
-          m = meta[key]
-          if both
-            ours = value_for(OURS, key)
-            c = value_for(C_GEM, key)
-            ratio = ours && c ? ours / c : nil
-            ratios << ratio if ratio
-            puts format("%-#{width}s %12s %12s %7s  %s", m["label"], fmt(ours, m["bytes"]), fmt(c, m["bytes"]),
-                        ratio ? format("%.2fx", ratio) : "-", round_range(key))
-            all_ratios << [ratio, key] if ratio
-          else
+        keys.each do |key|
+          m = @meta[key]
+          unless both
             puts format("%-#{width}s %12s", m["label"], fmt(value_for(@impls.first, key), m["bytes"]))
+            next
           end
+          ours = value_for(OURS, key)
+          c = value_for(C_GEM, key)
+          ratio = ours && c ? ours / c : nil
+          if ratio
+            ratios << ratio
+            all_ratios << [ratio, key]
+          end
+          puts format("%-#{width}s %12s %12s %7s  %s", m["label"], fmt(ours, m["bytes"]), fmt(c, m["bytes"]),
+                      ratio ? format("%.2fx", ratio) : "-", round_range(key))
         end
-        next unless both && !ratios.empty?
+        next if ratios.empty?
 
         @section_means[section] = AB.geomean(ratios)
         puts line
         puts format("%-#{width}s %12s %12s %6.2fx", "geometric mean (#{ratios.size})", "", "", AB.geomean(ratios))
       end
-      skipped = @impls.flat_map { |i| (ok_runs(i).first || {}).fetch("skipped", {}).map { |k, v| "#{k} [#{i}: #{v}]" } }
+      skipped = @impls.flat_map do |i|
+        (first_ready(i) || {}).fetch("skipped", {}).map { |k, v| "#{k} [#{i}: #{v}]" }
+      end
       unless skipped.empty?
         puts
         puts "skipped: #{skipped.join("; ")}"
       end
-      return unless both && !all_ratios.empty?
+      return if all_ratios.empty?
 
       geo = AB.geomean(all_ratios.map(&:first))
       min_ratio, min_key = all_ratios.min_by(&:first)
@@ -598,15 +743,11 @@ module AB
       @summary = { "geomean" => geo, "min" => min_ratio, "min_case" => min_key, "sections" => @section_means }
     end
 
-    # Range of ratios from the children of each round (ours and C of the same round).
+    # Range of the ratios ours/C of each round (timed seconds apart).
     def round_range(key)
-      ours = @runs[OURS]
-      c = @runs[C_GEM]
-      ratios = ours.zip(c).filter_map do |a, b|
-        x = a && a["cases"].dig(key, "ips")
-        y = b && b["cases"].dig(key, "ips")
-        x && y ? x / y : nil
-      end
+      ours = @values[OURS][key]
+      c = @values[C_GEM][key]
+      ratios = (0...@rounds).filter_map { |r| ours[r] && c[r] ? ours[r] / c[r] : nil }
       return "" if ratios.empty?
 
       format("%.2f-%.2f", ratios.min, ratios.max)
@@ -615,7 +756,9 @@ module AB
     def compare_checks
       reference = {}
       @impls.each do |impl|
-        ok_runs(impl).each_with_index do |res, idx|
+        @ready[impl].each_with_index do |res, idx|
+          next unless res
+
           res["checks"].each do |name, entry|
             ref_impl, ref = reference[name]
             unless ref
@@ -627,7 +770,7 @@ module AB
 
               what = field == "sha" ? "packed bytes" : "unpacked objects"
               msg = +"#{name}: #{what} differ between #{ref_impl} and #{impl}"
-              msg << " (run #{idx + 1})" if impl == ref_impl
+              msg << " (round #{idx + 1})" if impl == ref_impl
               if field == "sha"
                 msg << format(" (%d vs %d bytes); compare `ruby -I lib %s --dump %s | xxd` with `ruby %s --dump %s | xxd`",
                               ref["bytes"], entry["bytes"], rel(@script), name.inspect, rel(@script), name.inspect)
@@ -637,17 +780,17 @@ module AB
                   b = entry["stats"][k]
                   "#{k}: #{a || 0} vs #{b || 0}" unless a == b
                 end
-                msg << " (#{diff.empty? ? "same counts, different values" : diff.join(", ")})"
+                msg << " (#{diff.empty? ? "same kinds and counts, different values" : diff.join(", ")})"
               end
-              @problems << msg unless @problems.include?(msg)
+              problem(msg)
             end
           end
         end
       end
       round_trips = @problems.any? { |p| p.include?("round trip differs") } ? "FAILED (see below)" : "ok"
-      differ = @problems.any? { |p| p.include?(" differ between ") }
       across = if @impls.size < 2 then ""
-               elsif differ then "; packed bytes / unpacked objects DIFFER across implementations (see below)"
+               elsif @problems.any? { |p| p.include?(" differ between ") }
+                 "; packed bytes / unpacked objects DIFFER across implementations (see below)"
                else "; packed bytes and unpacked objects identical across implementations"
                end
       puts
@@ -674,7 +817,8 @@ module AB
       FileUtils.mkdir_p(dir)
       path = File.join(dir, "#{@name}.json")
       File.write(path, JSON.pretty_generate("name" => @name, "stat" => @stat, "summary" => @summary,
-                                            "problems" => @problems, "runs" => @runs))
+                                            "problems" => @problems, "cases" => @meta,
+                                            "ips_per_round" => @values, "children" => @ready))
       puts "raw results: #{path}"
     end
   end

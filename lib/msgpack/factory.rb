@@ -81,7 +81,8 @@ module MessagePack
     # the pool. As in the C gem, dup drops the oversized_integer_extension and
     # optimized_symbols_parsing flags: freeze the factory before pooling to keep them.
     def pool(size = 1, **options)
-      Pool.new(frozen? ? self : dup.freeze, size, options.empty? ? nil : options)
+      pool = Pool.new(frozen? ? self : dup.freeze, size, options.empty? ? nil : options)
+      Memory.track_pool(pool, self) # for Factory#compact! (msgpack/memory.rb)
     end
 
     # Turns register_type's :packer / :unpacker values into procs.

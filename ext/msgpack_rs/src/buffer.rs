@@ -20,12 +20,16 @@ enum Kind {
 #[derive(TypedData)]
 #[magnus(class = "MessagePack::Buffer", mark, compact, size, free_immediately)]
 pub struct Buffer {
+    /// First field: leaves the Ractor's compact! registry before anything
+    /// else is dropped (see memory.rs).
+    pub(crate) tracker: crate::memory::Tracker,
     kind: Kind,
 }
 
 impl Default for Buffer {
     fn default() -> Self {
         Buffer {
+            tracker: crate::memory::Tracker::default(),
             kind: Kind::Own(BufferCore::default()),
         }
     }
@@ -57,6 +61,7 @@ impl DataTypeFunctions for Buffer {
 pub fn new_view(owner: Value) -> Result<Value, Error> {
     let ruby = ruby();
     let view = ruby.obj_wrap(Buffer {
+        tracker: crate::memory::Tracker::default(),
         kind: Kind::View(GcRef::new(owner.as_raw())),
     });
     view.ivar_set("@owner", owner)?;
@@ -106,6 +111,7 @@ impl Buffer {
             }
             _ => (None, None),
         };
+        crate::memory::track(rb_self);
         match &rb_self.kind {
             Kind::Own(core) => core.configure(io, options),
             Kind::View(_) => Ok(()),
@@ -225,6 +231,14 @@ impl Buffer {
     }
 
     fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        if let Kind::View(owner) = &rb_self.kind {
+            // SAFETY: the owner is kept alive by our mark callback.
+            let owner = unsafe { Value::from_raw(owner.get()) };
+            if let Ok(p) = <&Packer>::try_convert(owner) {
+                p.flush_unless_nested()?;
+                return Ok(rb_self);
+            }
+        }
         rb_self.with(|c| c.flush())?;
         Ok(rb_self)
     }
@@ -236,8 +250,13 @@ impl Buffer {
         }
     }
 
+    /// Heap bytes of this buffer's core (its owner's, for a view).
+    pub fn core_heap_size(&self) -> usize {
+        self.with(|c| Ok(c.heap_size())).unwrap_or(0)
+    }
+
     /// Releases slack memory; returns the bytes released.
-    fn compact_memory(&self) -> Result<usize, Error> {
+    pub fn compact_memory(&self) -> Result<usize, Error> {
         self.with(|c| {
             Ok(c.queue
                 .try_borrow_mut()
@@ -287,7 +306,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
     class.define_method("flush", method!(Buffer::flush, 0))?;
     class.define_method("close", method!(Buffer::close, 0))?;
     class.define_method("write_to", method!(Buffer::write_to, 1))?;
-    class.define_method("compact!", method!(Buffer::compact_memory, 0))?;
+    class.define_method("compact!", method!(crate::memory::buffer_compact, 0))?;
     undef_copy(class)?;
     Ok(class)
 }

@@ -16,6 +16,9 @@ pub const READ_REFERENCE_THRESHOLD_DEFAULT: usize = 256;
 pub const READ_REFERENCE_THRESHOLD_MIN: usize = 256;
 pub const WRITE_REFERENCE_THRESHOLD_DEFAULT: usize = 512 * 1024;
 pub const WRITE_REFERENCE_THRESHOLD_MIN: usize = 256;
+/// Unfrozen Strings fed to an Unpacker up to this size are copied rather
+/// than referenced (see `feed_string`).
+pub const FEED_COPY_MAX: usize = 64 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ReadMethod {
@@ -220,7 +223,16 @@ impl BufferCore {
     /// References a fed String without copying when it is large enough.
     pub fn feed_string(&self, s: RString) -> Result<(), Error> {
         let raw_s = s.as_raw();
-        if s.len() >= self.read_reference_threshold.get() {
+        // A String the caller may still change (typically a reused read
+        // buffer) is copied when it is at most FEED_COPY_MAX bytes: referencing
+        // it needs a frozen shared copy, which makes the caller's next write
+        // copy its buffer anyway and leaves the old one as garbage until the
+        // next GC (and a value shared out of it pins the whole chunk). Small
+        // copies go to the queue's reused tail; larger chunks are referenced,
+        // since copying them would churn large tail allocations instead. See
+        // docs/memory.md (measured with bench/rss.rb).
+        let referenced = raw::is_frozen(raw_s) || s.len() > FEED_COPY_MAX;
+        if s.len() >= self.read_reference_threshold.get() && referenced {
             // SAFETY: a frozen String sharing `s`'s buffer, so later changes
             // by the caller do not leak in.
             let frozen = if raw::is_frozen(raw_s) {

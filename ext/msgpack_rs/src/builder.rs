@@ -129,10 +129,7 @@ impl RubyBuilder {
             let ruby = errors::ruby();
             Err(Fail::Ruby(Error::new(
                 ruby.exception_encoding_error(),
-                format!(
-                    "invalid symbol in encoding UTF-8 :{:?}",
-                    String::from_utf8_lossy(bytes)
-                ),
+                format!("invalid symbol in encoding UTF-8 :{}", ruby_inspect(bytes)),
             )))
         }
     }
@@ -297,4 +294,26 @@ impl Builder for RubyBuilder {
         let v = self.close(map);
         Ok(self.done(v))
     }
+}
+
+/// `"..."` with invalid bytes as `\xFF`, like Ruby's String#inspect.
+fn ruby_inspect(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out.push('"');
+    out
 }

@@ -37,6 +37,15 @@ fn default_factory() -> Result<&'static Factory, Error> {
     <&Factory>::try_convert(unsafe { Value::from_raw(raw as VALUE) })
 }
 
+/// The Ractor's reusable packer if one was made, as it is (for compact!).
+pub fn existing_scratch_packer() -> Option<Obj<Packer>> {
+    let key = *PACKER_KEY.get()? as rb_sys::rb_ractor_local_key_t;
+    // SAFETY: a key made at init; the VM marks what it stores.
+    let stored = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+    // SAFETY: a live object (or nil) from Ractor-local storage.
+    Obj::<Packer>::try_convert(unsafe { Value::from_raw(stored) }).ok()
+}
+
 /// The Ractor's reusable packer, set up for `factory`'s current tables;
 /// `None` when it is busy (a nested call from a `to_msgpack` callback).
 fn scratch_packer(factory: &Factory, tables: &Tables) -> Option<Obj<Packer>> {

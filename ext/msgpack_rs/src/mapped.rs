@@ -19,7 +19,7 @@
 //!   streaming a large file keeps RSS small.
 use crate::buffer_core::{opt_flag, READ_REFERENCE_THRESHOLD_DEFAULT};
 use crate::builder::{RubyBuilder, UnpackOptions};
-use crate::errors::{self, ruby, Fail};
+use crate::errors::{self, ruby};
 use crate::ext_registry::UnpackRegistry;
 use crate::factory::Factory;
 use crate::memory::{self, Compactable, Kind, Tracker};
@@ -139,32 +139,45 @@ fn drop_pages(map: &Mmap, from: usize, to: usize) {
         // and the next access faults the same file bytes back in. No Rust
         // code can observe a difference. The range lies inside the mapping
         // and `start` is page-aligned (the mapping starts on a page).
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+        let _ =
+            unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
     }
 }
 
-/// Bytes of the mapping resident in this process (mincore).
+/// Bytes of the mapping resident in this process: pages present in our
+/// page tables, from /proc/self/pagemap (bit 63 of each entry; readable
+/// without privileges). mincore would report the page cache instead, which
+/// MADV_DONTNEED does not change.
 fn resident_bytes(map: &Mmap) -> usize {
+    use std::os::unix::fs::FileExt;
     let page = memory::page_size();
     let len = map.len();
     if len == 0 {
         return 0;
     }
+    let first = map.as_ptr() as usize / page;
     let pages = len.div_ceil(page);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: the range is our live mapping (page-aligned start), and `vec`
-    // has one byte per page of it, as mincore requires.
-    let rc = unsafe {
-        libc::mincore(
-            map.as_ptr() as *mut libc::c_void,
-            len,
-            vec.as_mut_ptr() as *mut libc::c_uchar,
-        )
-    };
-    if rc != 0 {
+    let Ok(pagemap) = File::open("/proc/self/pagemap") else {
         return 0;
+    };
+    let mut buf = vec![0u8; pages.min(64 * 1024) * 8];
+    let mut resident = 0;
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(buf.len() / 8);
+        let Some(chunk) = buf.get_mut(..n * 8) else {
+            return 0;
+        };
+        if pagemap
+            .read_exact_at(chunk, ((first + done) * 8) as u64)
+            .is_err()
+        {
+            return 0;
+        }
+        resident += chunk.chunks_exact(8).filter(|e| e[7] & 0x80 != 0).count();
+        done += n;
     }
-    vec.iter().filter(|b| *b & 1 != 0).count() * page
+    resident * page
 }
 
 fn closed_error() -> Error {
@@ -374,8 +387,8 @@ impl MappedUnpacker {
             }
             Err(e) => {
                 // Like Unpacker: continue after the offending header.
-                self.pos.set(pos.max(start + 1).min(bytes.len()));
-                Err(Error::from(e as Fail))
+                self.pos.set(pos);
+                Err(Error::from(e))
             }
         }
     }
@@ -431,7 +444,7 @@ impl MappedUnpacker {
                 Err(self.truncated(bytes.len()))
             }
             Err(e) => {
-                self.pos.set(pos.max(start + 1).min(bytes.len()));
+                self.pos.set(pos);
                 Err(errors::decode_error(e))
             }
         }
@@ -562,12 +575,21 @@ impl MappedUnpacker {
 }
 
 /// `MappedUnpacker.open_internal(path, options, factory_or_nil)`.
-fn open_internal(path: Value, options: Value, factory: Value) -> Result<Obj<MappedUnpacker>, Error> {
+fn open_internal(
+    path: Value,
+    options: Value,
+    factory: Value,
+) -> Result<Obj<MappedUnpacker>, Error> {
     let ruby = ruby();
-    let path: RString = ruby.class_object().const_get::<_, RClass>("File")?.funcall("path", (path,))?;
+    let path: RString = ruby
+        .class_object()
+        .const_get::<_, RClass>("File")?
+        .funcall("path", (path,))?;
     // SAFETY: bytes of a live String, copied at once.
-    let path = String::from_utf8_lossy(unsafe { raw::str_bytes(magnus::rb_sys::AsRawValue::as_raw(path)) })
-        .into_owned();
+    let path = String::from_utf8_lossy(unsafe {
+        raw::str_bytes(magnus::rb_sys::AsRawValue::as_raw(path))
+    })
+    .into_owned();
     let options = if options.is_nil() {
         None
     } else {
@@ -604,7 +626,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     class.define_method("closed?", method!(MappedUnpacker::is_closed, 0))?;
     class.define_method("compact!", method!(MappedUnpacker::compact, 0))?;
     class.define_method("resident_size", method!(MappedUnpacker::resident_size, 0))?;
-    class.define_method("symbolize_keys?", method!(MappedUnpacker::symbolize_keys_p, 0))?;
+    class.define_method(
+        "symbolize_keys?",
+        method!(MappedUnpacker::symbolize_keys_p, 0),
+    )?;
     class.define_method("freeze?", method!(MappedUnpacker::freeze_p, 0))?;
     class.define_method(
         "allow_unknown_ext?",

@@ -31,7 +31,7 @@
 //! runs, so the GC cannot be entered with it held, and a free never waits
 //! for anything but a short Rust critical section.
 use crate::buffer::Buffer;
-use crate::errors::{self, ruby};
+use crate::errors::ruby;
 use crate::mapped::MappedUnpacker;
 use crate::packer::Packer;
 use crate::unpacker::Unpacker;
@@ -336,6 +336,5 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         function!(factory_compact_scratch, 1),
     )?;
     memory.define_module_function("tracked_count", function!(tracked_count, 0))?;
-    let _ = errors::ruby;
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct ExtHit {
 #[derive(TypedData, Default)]
 #[magnus(class = "MessagePack::Packer", mark, compact, size, free_immediately)]
 pub struct Packer {
+    /// First field: leaves the Ractor's compact! registry before anything
+    /// else is dropped (see memory.rs).
+    pub(crate) tracker: crate::memory::Tracker,
     buf: BufferCore,
     compat: Cell<bool>,
     registry: RefCell<Arc<PackRegistry>>,
@@ -211,6 +214,7 @@ impl Packer {
     }
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
+        crate::memory::track(self);
         let (io, options) = split_io_options(args, true)?;
         self.compat.set(opt_flag(options, "compatibility_mode"));
         self.buf.configure(io, options)
@@ -532,8 +536,22 @@ impl Packer {
     // ---- buffer & state ----
 
     fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        rb_self.buf.flush()?;
+        rb_self.flush_unless_nested()?;
         Ok(rb_self)
+    }
+
+    /// Flushes to the IO, except while a recursive ext packer is writing
+    /// its payload (that output is not the stream's yet).
+    pub fn flush_unless_nested(&self) -> Result<(), Error> {
+        if self
+            .suspended
+            .try_borrow()
+            .map(|s| s.is_empty())
+            .unwrap_or(false)
+        {
+            self.buf.flush()?;
+        }
+        Ok(())
     }
 
     fn reset(&self) -> Result<(), Error> {
@@ -627,6 +645,9 @@ impl Packer {
 
     /// Releases slack memory; returns bytes released.
     pub fn compact_memory(&self) -> usize {
+        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
+            *c = Vec::new();
+        }
         self.buf
             .queue
             .try_borrow_mut()
@@ -700,7 +721,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Packer::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(Packer::compact_memory, 0))?;
+    class.define_method("compact!", method!(crate::memory::packer_compact, 0))?;
     undef_copy(class)?;
     Ok(())
 }

@@ -15,7 +15,9 @@ use magnus::{
     value::ReprValue,
     DataTypeFunctions, Error, RHash, RModule, RString, Ruby, TypedData, Value,
 };
-use msgpack_rs_core::{parse_header, DecodeError, Header, Limits, Skipper, Step, StreamDecoder};
+use msgpack_rs_core::{
+    parse_header, DecodeError, Header, LimitKind, Limits, Skipper, Step, StreamDecoder,
+};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -36,6 +38,9 @@ impl Default for DecodeState {
 #[derive(TypedData, Default)]
 #[magnus(class = "MessagePack::Unpacker", mark, compact, size, free_immediately)]
 pub struct Unpacker {
+    /// First field: leaves the Ractor's compact! registry before anything
+    /// else is dropped (see memory.rs).
+    pub(crate) tracker: crate::memory::Tracker,
     buf: BufferCore,
     /// Plain data only (no Ruby objects), so it may stay borrowed while
     /// Ruby code runs during decoding.
@@ -46,6 +51,15 @@ pub struct Unpacker {
     limits: Cell<Limits>,
     registry: RefCell<Arc<UnpackRegistry>>,
     view: GcRef,
+    /// Recursive ext unpackers running (they read from this unpacker while
+    /// an outer object is half built).
+    nesting: Cell<u32>,
+    /// Holder length owned by the outer objects of the current nesting
+    /// level: errors and resets inside an ext proc keep what is below it.
+    nest_base: Cell<usize>,
+    /// `reset` was called from inside a recursive ext proc: the outer
+    /// objects are gone, so the outer read must fail.
+    reset_while_nested: Cell<bool>,
 }
 
 impl DataTypeFunctions for Unpacker {
@@ -74,6 +88,10 @@ impl DataTypeFunctions for Unpacker {
                 .map(|s| s.decoder.heap_size())
                 .unwrap_or(0)
     }
+}
+
+fn unexpected_type() -> Error {
+    errors::error(errors::Kind::UnexpectedType, "unexpected type")
 }
 
 fn reentrant() -> Error {
@@ -143,6 +161,7 @@ impl Unpacker {
     }
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
+        crate::memory::track(self);
         let (io, options) = split_io_options(args, false)?;
         let mut o = self.opts.get();
         o.symbolize_keys = opt_flag(options, "symbolize_keys");
@@ -166,7 +185,16 @@ impl Unpacker {
 
     fn holder(&self) -> rb_sys::VALUE {
         if self.holder.is_nil() {
-            self.holder.set(raw::ary_new_capa(8));
+            let holder = raw::ary_new_capa(8);
+            // A long-lived, write-barrier-protected Array turns old, and the
+            // GC then promotes everything stored into it at once: every
+            // partially decoded container would become old and wait for a
+            // major GC (RSS grows with streams of large messages). Without
+            // write barriers it never turns old, so what it holds ages
+            // normally, as under msgpack-ruby's T_DATA stack.
+            // SAFETY: a live Array we just made; only changes GC bookkeeping.
+            unsafe { rb_sys::rb_gc_writebarrier_unprotect(holder) };
+            self.holder.set(holder);
         }
         self.holder.get()
     }
@@ -177,7 +205,7 @@ impl Unpacker {
             st.skipper.reset();
         }
         if !self.holder.is_nil() {
-            raw::ary_truncate(self.holder.get(), 0);
+            raw::ary_truncate(self.holder.get(), self.nest_base.get());
         }
     }
 
@@ -264,16 +292,33 @@ impl Unpacker {
         };
         let outer = {
             let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-            let mut inner_limits = self.limits.get();
+            // The nested reads get what is left of the depth budget: a
+            // recursive-ext frame counts as a level.
+            let mut inner_limits = *st.decoder.limits();
             inner_limits.max_depth = inner_limits
                 .max_depth
                 .saturating_sub(st.decoder.depth() + 1);
             std::mem::replace(&mut st.decoder, StreamDecoder::new(inner_limits))
         };
+        let saved_base = self.nest_base.get();
+        self.nest_base.set(raw::ary_len(self.holder()));
+        self.nesting.set(self.nesting.get() + 1);
         let r = ext_registry::call_unpacker(entry.unpacker.get(), ty, entry.klass.get(), me);
+        self.nesting.set(self.nesting.get() - 1);
+        self.nest_base.set(saved_base);
         {
             let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
             st.decoder = outer;
+        }
+        if self.reset_while_nested.get() {
+            if self.nesting.get() == 0 {
+                self.reset_while_nested.set(false);
+            }
+            self.reset_state();
+            return Err(errors::error(
+                errors::Kind::Unpack,
+                "Unpacker was reset by an extension unpacker while reading an object",
+            ));
         }
         let v = match r {
             Ok(v) => v,
@@ -341,6 +386,7 @@ impl Unpacker {
     }
 
     /// The next header, without consuming it; EOFError when there is none.
+    /// The invalid byte 0xc1 is "unexpected type" here, as in msgpack-ruby.
     fn peek_header(&self) -> Result<(Header, usize), Error> {
         loop {
             let r = {
@@ -354,12 +400,7 @@ impl Unpacker {
                         return Err(errors::eof());
                     }
                 }
-                Err(e) => {
-                    if let Ok(mut q) = self.buf.queue.try_borrow_mut() {
-                        q.consume(1);
-                    }
-                    return Err(errors::decode_error(e));
-                }
+                Err(_) => return Err(unexpected_type()),
             }
         }
     }
@@ -381,38 +422,38 @@ impl Unpacker {
         }
     }
 
-    fn read_array_header(&self) -> Result<u32, Error> {
-        match self.peek_header()? {
-            (Header::Array(n), hlen) => {
-                self.buf
-                    .queue
-                    .try_borrow_mut()
-                    .map_err(|_| reentrant())?
-                    .consume(hlen);
-                Ok(n)
+    /// Reads an array or map header (when `map`), applying the length
+    /// limits like a full read would.
+    fn read_header(&self, map: bool) -> Result<u32, Error> {
+        let limits = self.limits.get();
+        let (n, hlen, max, kind) = match self.peek_header()? {
+            (Header::Array(n), hlen) if !map => {
+                (n, hlen, limits.max_array_len, LimitKind::ArrayLen)
             }
-            _ => Err(errors::error(
-                errors::Kind::UnexpectedType,
-                "unexpected type",
-            )),
+            (Header::Map(n), hlen) if map => (n, hlen, limits.max_map_len, LimitKind::MapLen),
+            _ => return Err(unexpected_type()),
+        };
+        self.buf
+            .queue
+            .try_borrow_mut()
+            .map_err(|_| reentrant())?
+            .consume(hlen);
+        if n > max {
+            return Err(errors::decode_error(DecodeError::LimitExceeded {
+                kind,
+                len: n,
+                max,
+            }));
         }
+        Ok(n)
+    }
+
+    fn read_array_header(&self) -> Result<u32, Error> {
+        self.read_header(false)
     }
 
     fn read_map_header(&self) -> Result<u32, Error> {
-        match self.peek_header()? {
-            (Header::Map(n), hlen) => {
-                self.buf
-                    .queue
-                    .try_borrow_mut()
-                    .map_err(|_| reentrant())?
-                    .consume(hlen);
-                Ok(n)
-            }
-            _ => Err(errors::error(
-                errors::Kind::UnexpectedType,
-                "unexpected type",
-            )),
-        }
+        self.read_header(true)
     }
 
     pub fn feed(rb_self: Obj<Self>, data: Value) -> Result<Obj<Self>, Error> {
@@ -457,6 +498,9 @@ impl Unpacker {
     }
 
     fn reset(&self) -> Result<(), Error> {
+        if self.nesting.get() > 0 {
+            self.reset_while_nested.set(true);
+        }
         self.reset_state();
         self.buf.clear()
     }
@@ -567,7 +611,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Unpacker::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(Unpacker::compact_memory, 0))?;
+    class.define_method("compact!", method!(crate::memory::unpacker_compact, 0))?;
     undef_copy(class)?;
     Ok(())
 }
