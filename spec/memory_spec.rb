@@ -9,9 +9,13 @@ require "timeout"
 require "stringio"
 require "base64"
 
-RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
-  MiB = 1024 * 1024
+# (Constants written inside a describe block would land on Object.)
+module MemSpec
+  MIB = 1024 * 1024
   CHUNK = ("x" * 65_536).freeze # below the write-reference threshold: copied, not referenced
+end
+
+RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
 
   def tmpdir
     @tmpdir ||= Dir.mktmpdir("msgpack-memory-spec")
@@ -36,29 +40,30 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
     end
   end
 
-  describe MessagePack::CompactReport do
-    let(:report) { MessagePack::CompactReport.new(40 * MiB, 2 * MiB, 3, 0.0041, 500 * MiB, 462 * MiB) }
+  describe "MessagePack::CompactReport" do
+    let(:mib) { MemSpec::MIB }
+    let(:report) { MessagePack::CompactReport.new(40 * mib, 2 * mib, 3, 0.0041, 500 * mib, 462 * mib) }
 
     it "has the numbers and a readable to_s" do
-      expect(report.bytes_released).to eq(38 * MiB)
+      expect(report.bytes_released).to eq(38 * MemSpec::MIB)
       expect(report.objects_visited).to eq(3)
-      expect(report.rss_released).to eq(38 * MiB)
+      expect(report.rss_released).to eq(38 * MemSpec::MIB)
       expect(report.to_s).to eq("compacted 38.0 MiB in 4.1 ms (3 objects; RSS 500.0 MiB -> 462.0 MiB)")
       expect(report.inspect).to include("compacted 38.0 MiB")
-      expect(report.to_h).to include(bytes_before: 40 * MiB, bytes_after: 2 * MiB, bytes_released: 38 * MiB)
+      expect(report.to_h).to include(bytes_before: 40 * mib, bytes_after: 2 * mib, bytes_released: 38 * mib)
     end
 
     it "is Integer-ish: to_i, to_int, comparisons and arithmetic use bytes_released" do
-      expect(report.to_i).to eq(38 * MiB)
-      expect(Integer(report)).to eq(38 * MiB)
-      expect(report).to be > 37 * MiB
-      expect(report).to eq(38 * MiB)
-      expect(1 + report).to eq(38 * MiB + 1)
+      expect(report.to_i).to eq(38 * MemSpec::MIB)
+      expect(Integer(report)).to eq(38 * MemSpec::MIB)
+      expect(report).to be > 37 * MemSpec::MIB
+      expect(report).to eq(38 * MemSpec::MIB)
+      expect(1 + report).to eq(38 * MemSpec::MIB + 1)
     end
 
     it "adds up and is frozen (shareable)" do
       sum = report + MessagePack::CompactReport.new(10, 4, 1, 0.001)
-      expect(sum.bytes_released).to eq(38 * MiB + 6)
+      expect(sum.bytes_released).to eq(38 * MemSpec::MIB + 6)
       expect(sum.objects_visited).to eq(4)
       expect(report).to be_frozen
       expect(Ractor.shareable?(report)).to be(true)
@@ -70,35 +75,35 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
   describe "Buffer#compact!" do
     it "releases a mostly consumed 64 MiB buffer and keeps the unread bytes" do
       buffer = MessagePack::Buffer.new
-      1024.times { |i| buffer << CHUNK.tr("x", (97 + (i % 26)).chr) }
-      expect(buffer.size).to eq(64 * MiB)
-      buffer.read(63 * MiB)
+      1024.times { |i| buffer << MemSpec::CHUNK.tr("x", (97 + (i % 26)).chr) }
+      expect(buffer.size).to eq(64 * MemSpec::MIB)
+      buffer.read(63 * MemSpec::MIB)
       report = buffer.compact!
       expect(report).to be_a(MessagePack::CompactReport)
-      expect(report.bytes_released).to be >= 60 * MiB
-      expect(report.bytes_after).to be < 2 * MiB
+      expect(report.bytes_released).to be >= 60 * MemSpec::MIB
+      expect(report.bytes_after).to be < 2 * MemSpec::MIB
       expect(report.objects_visited).to eq(1)
       rest = buffer.read
-      expect(rest.bytesize).to eq(MiB)
-      expect(rest[0, 65_536]).to eq(CHUNK.tr("x", (97 + (1008 % 26)).chr))
+      expect(rest.bytesize).to eq(MemSpec::MIB)
+      expect(rest[0, 65_536]).to eq(MemSpec::CHUNK.tr("x", (97 + (1008 % 26)).chr))
       expect(buffer.compact!.bytes_released).to be < 1024
     end
 
     it "compacts its owner through a view" do
       packer = MessagePack::Packer.new
-      packer.write(Array.new(1024) { CHUNK })
+      packer.write(Array.new(1024) { MemSpec::CHUNK })
       packer.full_pack
-      expect(packer.buffer.compact!.bytes_released).to be >= 60 * MiB
+      expect(packer.buffer.compact!.bytes_released).to be >= 60 * MemSpec::MIB
     end
   end
 
   describe "Packer#compact!" do
     it "releases the output buffer full_pack retained, and keeps working" do
       packer = MessagePack::Packer.new
-      packer.write(Array.new(1024) { CHUNK })
-      expect(packer.full_pack.bytesize).to be > 64 * MiB
+      packer.write(Array.new(1024) { MemSpec::CHUNK })
+      expect(packer.full_pack.bytesize).to be > 64 * MemSpec::MIB
       report = packer.compact!
-      expect(report.bytes_released).to be >= 60 * MiB
+      expect(report.bytes_released).to be >= 60 * MemSpec::MIB
       expect(report.to_s).to match(/\Acompacted 6\d\.\d MiB in \d+\.\d ms \(1 object\)\z/)
       expect(MessagePack.unpack(packer.write([1, "two"]).full_pack)).to eq([1, "two"])
     end
@@ -128,15 +133,15 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
     it "drops a large consumed prefix of copied input" do
       # A high read_reference_threshold makes the unpacker copy what it is fed.
       unpacker = MessagePack::Unpacker.new(read_reference_threshold: 1 << 30)
-      one = MessagePack.pack(CHUNK)
+      one = MessagePack.pack(MemSpec::CHUNK)
       1024.times { unpacker.feed(one) }
       1000.times { expect(unpacker.read.bytesize).to eq(65_536) }
       report = unpacker.compact!
-      expect(report.bytes_released).to be >= 30 * MiB
+      expect(report.bytes_released).to be >= 30 * MemSpec::MIB
       objects = []
       unpacker.each { |o| objects << o }
       expect(objects.size).to eq(24)
-      expect(objects).to all(eq(CHUNK))
+      expect(objects).to all(eq(MemSpec::CHUNK))
     end
   end
 
@@ -152,9 +157,9 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
     end
 
     it "releases the Ractor's scratch packer that #dump and MessagePack.pack reuse" do
-      MessagePack.pack(Array.new(1024) { CHUNK })
+      MessagePack.pack(Array.new(1024) { MemSpec::CHUNK })
       report = MessagePack::DefaultFactory.compact!
-      expect(report.bytes_released).to be >= 60 * MiB
+      expect(report.bytes_released).to be >= 60 * MemSpec::MIB
       expect(MessagePack.unpack(MessagePack.pack({ "a" => 1 }))).to eq({ "a" => 1 })
     end
 
@@ -169,22 +174,22 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
   describe "MessagePack.compact!" do
     it "cascades through the live Buffers, Packers and Unpackers of this Ractor" do
       buffer = MessagePack::Buffer.new
-      256.times { buffer << CHUNK }
-      buffer.read(15 * MiB)
+      256.times { buffer << MemSpec::CHUNK }
+      buffer.read(15 * MemSpec::MIB)
       packer = MessagePack::Packer.new
-      packer.write(Array.new(256) { CHUNK })
+      packer.write(Array.new(256) { MemSpec::CHUNK })
       packer.full_pack
       unpacker = MessagePack::DefaultFactory.unpacker
       unpacker.feed(MessagePack.pack([1, 2])[0, 2])
 
       report = MessagePack.compact!
-      expect(report.bytes_released).to be >= 28 * MiB
+      expect(report.bytes_released).to be >= 28 * MemSpec::MIB
       expect(report.objects_visited).to be >= 3
       expect(report.rss_before).to be_a(Integer)
       expect(report.rss_after).to be_a(Integer)
       expect(report.to_s).to include("RSS")
 
-      expect(buffer.read.bytesize).to eq(MiB)
+      expect(buffer.read.bytesize).to eq(MemSpec::MIB)
       unpacker.feed(MessagePack.pack([1, 2])[2..])
       expect(unpacker.read).to eq([1, 2])
     end
@@ -201,6 +206,30 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
       expect(MessagePack.compact!).to be_a(MessagePack::CompactReport)
     end
 
+    it "reuses one scratch decoder per Ractor for MessagePack.unpack, also when an ext proc unpacks" do
+      wrapper = Struct.new(:inner)
+      factory = MessagePack::Factory.new
+      factory.register_type(1, wrapper, packer: ->(w) { factory.dump(w.inner) },
+                                        unpacker: ->(data) { wrapper.new(factory.load(data)) })
+      value = [wrapper.new([1, { "a" => wrapper.new([2, [3]]) }]), [[4]]]
+      expect(factory.load(factory.dump(value))).to eq(value)
+      deep = MessagePack.pack((1..50).reduce([]) { |acc, _| [acc] })
+      expect(MessagePack.unpack(deep).flatten).to eq([])
+      expect { MessagePack.unpack("\x93\x01".b) }.to raise_error(EOFError)
+      expect(MessagePack.unpack("\x92\x01\x02".b)).to eq([1, 2])
+      expect(MessagePack.compact!.bytes_released).to be >= 0
+      expect(MessagePack.unpack(deep).flatten).to eq([])
+    end
+
+    it "clears the map-key cache (decoded keys stay equal and frozen)" do
+      first = MessagePack.unpack(MessagePack.pack({ "cached_key" => 1 }))
+      MessagePack.compact!
+      second = MessagePack.unpack(MessagePack.pack({ "cached_key" => 2 }))
+      expect(second.keys.first).to eq("cached_key")
+      expect(second.keys.first).to be_frozen
+      expect(first.keys.first).to equal(second.keys.first) # interned either way
+    end
+
     it "visits only the calling Ractor's instances" do
       keep = Array.new(50) { MessagePack::Buffer.new }
       ractor = Ractor.new do
@@ -212,14 +241,14 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
       end
       visited, released, rest, shareable = ractor.take
       expect(visited).to be < 10
-      expect(released).to be >= 2 * MiB
-      expect(rest).to eq(MiB)
+      expect(released).to be >= 2 * MemSpec::MIB
+      expect(rest).to eq(MemSpec::MIB)
       expect(shareable).to be(true)
       expect(MessagePack.compact!.objects_visited).to be >= keep.size
     end
   end
 
-  describe MessagePack::MemoryPressure do
+  describe "MessagePack::MemoryPressure" do
     after do
       MessagePack::MemoryPressure.stop
     end
@@ -244,12 +273,12 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
       expect(MessagePack::MemoryPressure).to be_watching
 
       packer = MessagePack::Packer.new
-      packer.write(Array.new(256) { CHUNK })
+      packer.write(Array.new(256) { MemSpec::CHUNK })
       packer.full_pack
       trigger(path)
       report = Timeout.timeout(10) { events.pop }
       expect(report).to be_a(MessagePack::CompactReport)
-      expect(report.bytes_released).to be >= 15 * MiB
+      expect(report.bytes_released).to be >= 15 * MemSpec::MIB
       expect(watcher.events).to eq(1)
       expect(watcher.last_report).to equal(report)
 
@@ -456,13 +485,13 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
     end
 
     it "compact! gives consumed pages back" do
-      big = write_file("big.msgpack", Array.new(48) { MessagePack.pack("z" * MiB) }.join)
+      big = write_file("big.msgpack", Array.new(48) { MessagePack.pack("z" * MemSpec::MIB) }.join)
       MessagePack::Unpacker.open(big) do |u|
         40.times { u.read }
-        expect(u.resident_size).to be >= 30 * MiB
+        expect(u.resident_size).to be >= 30 * MemSpec::MIB
         report = u.compact!
-        expect(report.bytes_released).to be >= 30 * MiB
-        expect(u.resident_size).to be < 10 * MiB
+        expect(report.bytes_released).to be >= 30 * MemSpec::MIB
+        expect(u.resident_size).to be < 10 * MemSpec::MIB
         expect(u.each.to_a.size).to eq(8)
         expect(MessagePack.compact!.objects_visited).to be >= 1
       end

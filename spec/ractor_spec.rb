@@ -338,7 +338,6 @@ RSpec.describe "Ractor safety", :ractor do
     end
 
     it "Packer/Unpacker/Factory registrations with Ractor-local blocks and lambdas work in that Ractor" do
-      pending "BUG: non-shareable callables are rejected even when registered by the same Ractor"
       got = in_ractor do
         pk = MessagePack::Packer.new
         pk.register_type(1, RactorSpec::Point) { |pt| [pt.x, pt.y].pack("l>l>") }
@@ -513,7 +512,6 @@ RSpec.describe "Ractor safety", :ractor do
     end
 
     it "packers and unpackers made from it inside a Ractor do not hand out non-shareable procs" do
-      pending "BUG: Packer/Unpacker#registered_types expose the main Ractor's non-shareable procs"
       expect(@df[:leak]).to eq([true, true])
     end
 
@@ -521,7 +519,6 @@ RSpec.describe "Ractor safety", :ractor do
     # or calls a stale object; it needs a few seconds of registrations + GCs to show.
 
     it "Ractors keep working while main re-registers types and runs compacting GCs" do
-      pending "BUG: Factory#packer/#unpacker snapshot the tables before allocating; a GC in between misses them"
       stdout, stderr, status = run_isolated_ruby(RactorSpec::REGISTER_WHILE_USED)
       expect([status.success?, stdout.strip]).to eq([true, "[{}, {}]"]), stderr.lines.first(3).join
     end
@@ -595,10 +592,13 @@ RSpec.describe "Ractor safety", :ractor do
         end
         r.send(obj)
         r.take
-      rescue Ractor::Error => e
-        e.class # a Ruby that refuses to copy them
+      rescue Ractor::Error, TypeError => e
+        # msgpack-rs refuses copies (TypeError "can't copy ..."): Ruby 3.1 would
+        # otherwise deliver an empty object.
+        r.close_incoming rescue nil
+        e.class
       end
-      expect(results).to all(eq(Ractor::Error).or(be_an(Array)))
+      expect(results).to all(eq(Ractor::Error).or(eq(TypeError)).or(be_an(Array)))
       arrays = results.grep(Array)
       expect(arrays.map(&:first) - [MessagePack::Packer, MessagePack::Buffer, MessagePack::Unpacker]).to eq([])
       expect(arrays.map(&:last)).to all(eq("z").or(eq(5)).or(eq([1, 5])))

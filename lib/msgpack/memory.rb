@@ -195,7 +195,7 @@ module MessagePack
 
   # Reads objects straight from a memory-mapped file: no read() copies, values copied
   # out of the mapping, consumed pages given back by #compact! (and by #each every
-  # 64 MiB). Made by MessagePack::Unpacker.open, Factory#open_file,
+  # 2 MiB). Made by MessagePack::Unpacker.open, Factory#open_file,
   # MessagePack.load_file. See docs/memory.md for the limits (files that shrink).
   class MappedUnpacker
     include Enumerable

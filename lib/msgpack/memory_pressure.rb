@@ -122,8 +122,8 @@ module MessagePack
       end
 
       def inspect
-        "#<#{self.class.name} #{@mode || 'not started'} #{@path}#{@trigger ? " #{@trigger.delete("\0").inspect}" : ''} " \
-          "events=#{@events}#{running? ? ' running' : ''}>"
+        trigger = @trigger ? " #{@trigger.delete("\0").inspect}" : ""
+        "#<#{self.class.name} #{@mode || 'not started'} #{@path}#{trigger} events=#{@events}#{running? ? ' running' : ''}>"
       end
 
       def running?

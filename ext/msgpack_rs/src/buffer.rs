@@ -273,6 +273,14 @@ impl Buffer {
     }
 }
 
+fn refuse_copy(rb_self: Value, _other: Value) -> Result<(), Error> {
+    Err(errors::type_error(format!(
+        "can't copy {}",
+        // SAFETY: classname of a live object.
+        unsafe { rb_self.classname() }
+    )))
+}
+
 /// A byte count argument. msgpack-ruby converts with FIX2ULONG, so a
 /// negative count means "everything".
 fn count_arg(v: Value) -> Result<usize, Error> {
@@ -312,7 +320,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
 }
 
 /// msgpack-ruby 1.6.1+ undefines `dup` and `clone` on its stateful classes.
+/// Copies made another way (Ruby 3.1 copies objects sent to a Ractor with
+/// `rb_obj_clone`) raise instead of silently producing an empty instance.
 pub fn undef_copy(class: RClass) -> Result<(), Error> {
+    class.define_private_method("initialize_copy", method!(refuse_copy, 1))?;
     let _: Value = class.funcall("undef_method", ("dup", "clone"))?;
     Ok(())
 }

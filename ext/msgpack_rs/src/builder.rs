@@ -39,7 +39,8 @@ pub struct RubyBuilder {
     registry: Arc<UnpackRegistry>,
     source: Option<SharedSource>,
     read_reference_threshold: usize,
-    keys: Option<KeyCache>,
+    /// Looked up on the first map key (`None` until then).
+    keys: Option<Option<KeyCache>>,
 }
 
 impl RubyBuilder {
@@ -58,7 +59,7 @@ impl RubyBuilder {
             registry,
             source,
             read_reference_threshold,
-            keys: KeyCache::current(),
+            keys: None,
         }
     }
 
@@ -119,9 +120,14 @@ impl RubyBuilder {
         Some(raw::substr(src.string, offset, bytes.len(), utf8))
     }
 
-    fn symbol_from_utf8(&self, bytes: &[u8]) -> Result<VALUE, Fail> {
+    #[inline]
+    fn keys(&mut self) -> Option<KeyCache> {
+        *self.keys.get_or_insert_with(KeyCache::current)
+    }
+
+    fn symbol_from_utf8(&mut self, bytes: &[u8]) -> Result<VALUE, Fail> {
         if std::str::from_utf8(bytes).is_ok() {
-            Ok(match self.keys {
+            Ok(match self.keys() {
                 Some(k) => k.symbol(bytes),
                 None => raw::symbol(bytes, false),
             })
@@ -194,7 +200,7 @@ impl Builder for RubyBuilder {
             return self.symbol_from_utf8(bytes);
         }
         // Map keys are always frozen, deduplicated strings.
-        Ok(match self.keys {
+        Ok(match self.keys() {
             Some(k) => k.string(bytes),
             None => raw::interned_utf8(bytes),
         })
@@ -217,7 +223,13 @@ impl Builder for RubyBuilder {
         if let Some(e) = self.registry.get(ty) {
             if !e.unpacker.is_nil() {
                 let payload = Self::ext_payload(data);
-                let v = ext_registry::call_unpacker(e.unpacker.get(), ty, e.klass.get(), payload)?;
+                let v = ext_registry::call_unpacker(
+                    e.unpacker.get(),
+                    ty,
+                    e.klass.get(),
+                    e.owner,
+                    payload,
+                )?;
                 return Ok(self.done(magnus::rb_sys::AsRawValue::as_raw(v)));
             }
         }

@@ -100,15 +100,14 @@ pub fn frozen_error(what: &str) -> Error {
     )
 }
 
-/// The Ruby handle. Every entry point runs on a Ruby thread, so this only
-/// fails if called from a foreign thread, which this crate never does.
+/// The Ruby handle. Every caller runs on a Ruby thread holding the GVL (a
+/// method called by Ruby, or a GC callback), so skip `Ruby::get`'s
+/// thread-local and GVL checks: they showed up in profiles of small calls.
+#[inline(always)]
 pub fn ruby() -> Ruby {
-    match Ruby::get() {
-        Ok(r) => r,
-        // SAFETY: unreachable in practice (see above); get_unchecked is the
-        // documented fallback for code known to run on a Ruby thread.
-        Err(_) => unsafe { Ruby::get_unchecked() },
-    }
+    // SAFETY: see above; this crate starts no threads of its own that call
+    // into Ruby.
+    unsafe { Ruby::get_unchecked() }
 }
 
 /// A decoding failure: either the format was bad (a typed core error) or

@@ -15,7 +15,6 @@ use rb_sys::VALUE;
 pub const FLAG_RECURSIVE: u8 = 1;
 pub const FLAG_OVERSIZED_INTEGER: u8 = 2;
 pub const FLAG_OPTIMIZED_SYMBOLS: u8 = 4;
-
 /// Validates an ext type id: an Integer in -128..127.
 pub fn ext_type(v: Value) -> Result<i8, Error> {
     let Some(i) = Integer::from_value(v) else {
@@ -50,6 +49,8 @@ pub struct PackEntry {
     /// A Proc, a Method, or a Symbol naming a method of the object.
     pub packer: GcRef,
     pub flags: u8,
+    /// The Ractor that registered it (`crate::ractor::current_id`).
+    pub owner: u64,
 }
 
 impl Clone for PackEntry {
@@ -59,6 +60,7 @@ impl Clone for PackEntry {
             ty: self.ty,
             packer: self.packer.clone(),
             flags: self.flags,
+            owner: self.owner,
         }
     }
 }
@@ -84,17 +86,19 @@ impl PackRegistry {
     }
 
     /// Registers (or replaces, keeping its position) the entry for `klass`.
-    pub fn register(&mut self, ty: i8, klass: VALUE, packer: VALUE, flags: u8) {
+    pub fn register(&mut self, ty: i8, klass: VALUE, packer: VALUE, flags: u8, owner: u64) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.klass.get() == klass) {
             e.ty = ty;
             e.packer.set(packer);
             e.flags = flags;
+            e.owner = owner;
         } else {
             self.entries.push(PackEntry {
                 klass: GcRef::new(klass),
                 ty,
                 packer: GcRef::new(packer),
                 flags,
+                owner,
             });
         }
     }
@@ -134,6 +138,11 @@ impl PackRegistry {
                     Value::from_raw(e.packer.get()),
                 )
             };
+            let p = if !crate::ractor::callable_here(e.packer.get(), e.owner) {
+                crate::errors::ruby().qnil().as_value()
+            } else {
+                p
+            };
             h.aset(k, (e.ty as i64, p, e.flags as i64))?;
         }
         Ok(h)
@@ -160,6 +169,8 @@ pub struct UnpackEntry {
     /// A Proc, a Method, or a Symbol naming a class method of `klass`.
     pub unpacker: GcRef,
     pub flags: u8,
+    /// The Ractor that registered it (`crate::ractor::current_id`).
+    pub owner: u64,
 }
 
 /// Unpack-side registrations: a 256-slot table indexed by type id, shared
@@ -170,10 +181,12 @@ pub struct UnpackRegistry {
     count: usize,
 }
 
+/// Empty until the first registration, so creating factories and
+/// unpackers allocates nothing for the table.
 impl Default for UnpackRegistry {
     fn default() -> Self {
         UnpackRegistry {
-            slots: vec![None; 256],
+            slots: Vec::new(),
             count: 0,
         }
     }
@@ -193,7 +206,10 @@ impl UnpackRegistry {
         self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
     }
 
-    pub fn register(&mut self, ty: i8, klass: VALUE, unpacker: VALUE, flags: u8) {
+    pub fn register(&mut self, ty: i8, klass: VALUE, unpacker: VALUE, flags: u8, owner: u64) {
+        if self.slots.is_empty() {
+            self.slots = vec![None; 256];
+        }
         if let Some(slot) = self.slots.get_mut(ty as u8 as usize) {
             if slot.is_none() {
                 self.count += 1;
@@ -202,6 +218,7 @@ impl UnpackRegistry {
                 klass: GcRef::new(klass),
                 unpacker: GcRef::new(unpacker),
                 flags,
+                owner,
             });
         }
     }
@@ -225,6 +242,11 @@ impl UnpackRegistry {
                         Value::from_raw(e.klass.get()),
                         Value::from_raw(e.unpacker.get()),
                     )
+                };
+                let u = if !crate::ractor::callable_here(e.unpacker.get(), e.owner) {
+                    crate::errors::ruby().qnil().as_value()
+                } else {
+                    u
                 };
                 h.aset(i as u8 as i8 as i64, (k, u, e.flags as i64))?;
             }
@@ -259,10 +281,11 @@ pub fn call_packer(
     callable: VALUE,
     ty: i8,
     klass: VALUE,
+    owner: u64,
     obj: Value,
     extra: &[Value],
 ) -> Result<Value, Error> {
-    crate::ractor::check_callable(callable, || describe("packer", ty, klass))?;
+    crate::ractor::check_callable_owned(callable, owner, || describe("packer", ty, klass))?;
     // SAFETY: `callable` is a live object from a registry.
     let c = unsafe { Value::from_raw(callable) };
     if let Some(sym) = magnus::Symbol::from_value(c) {
@@ -277,8 +300,14 @@ pub fn call_packer(
 
 /// Calls a registered unpacker: a Symbol names a class method of `klass`,
 /// anything else gets `call(arg)`.
-pub fn call_unpacker(callable: VALUE, ty: i8, klass: VALUE, arg: Value) -> Result<Value, Error> {
-    crate::ractor::check_callable(callable, || describe("unpacker", ty, klass))?;
+pub fn call_unpacker(
+    callable: VALUE,
+    ty: i8,
+    klass: VALUE,
+    owner: u64,
+    arg: Value,
+) -> Result<Value, Error> {
+    crate::ractor::check_callable_owned(callable, owner, || describe("unpacker", ty, klass))?;
     // SAFETY: live objects from a registry.
     let (c, k) = unsafe { (Value::from_raw(callable), Value::from_raw(klass)) };
     if let Some(sym) = magnus::Symbol::from_value(c) {

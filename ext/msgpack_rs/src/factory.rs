@@ -43,6 +43,12 @@ pub struct Tables {
 )]
 pub struct Factory {
     tables: RwLock<Tables>,
+    /// Every earlier version of the tables. Packers, unpackers and calls in
+    /// progress may still hold one (a snapshot taken before a
+    /// registration), and its classes and procs must stay marked and be
+    /// updated on compaction until then; keeping them here does both.
+    /// Registrations are rare, so this stays small.
+    retired: RwLock<Vec<Tables>>,
 }
 
 impl DataTypeFunctions for Factory {
@@ -51,11 +57,23 @@ impl DataTypeFunctions for Factory {
             t.pack.mark();
             t.unpack.mark();
         }
+        if let Ok(old) = self.retired.try_read() {
+            for t in old.iter() {
+                t.pack.mark();
+                t.unpack.mark();
+            }
+        }
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         if let Ok(t) = self.tables.try_read() {
             t.pack.update_references();
             t.unpack.update_references();
+        }
+        if let Ok(old) = self.retired.try_read() {
+            for t in old.iter() {
+                t.pack.update_references();
+                t.unpack.update_references();
+            }
         }
     }
     fn size(&self) -> usize {
@@ -128,10 +146,6 @@ impl Factory {
         let t = self.snapshot()?;
         let p = t.pack.to_hash()?;
         let u = t.unpack.to_hash()?;
-        if !ractor::in_main_ractor() {
-            scrub_unshareable(p)?;
-            scrub_unshareable(u)?;
-        }
         let ary = ruby().ary_new_capa(2);
         ary.push(p)?;
         ary.push(u)?;
@@ -187,6 +201,7 @@ impl Factory {
         } else {
             None
         };
+        let owner = ractor::current_id();
         if ractor::is_shareable(rb_self.as_raw()) && !ractor::in_main_ractor() {
             // Another Ractor may be reading this factory: only shareable
             // callables may go in from here.
@@ -194,19 +209,25 @@ impl Factory {
                 ractor::check_callable(c.as_raw(), || format!("the callable for ext type {ty}"))?;
             }
         }
-        // Copy-on-write: clone the tables (no Ruby calls), then swap.
-        let mut t = rb_self.snapshot()?;
+        let symbol_class = ruby.class_symbol().as_raw();
+        let generation = next_generation();
+        // Copy-on-write under one write lock (no Ruby calls inside), so
+        // concurrent registrations from several Ractors cannot lose each
+        // other's entries.
+        let mut retired = rb_self.retired.write().map_err(|_| busy())?;
+        let mut current = rb_self.tables.write().map_err(|_| busy())?;
+        let mut t = current.clone();
         if let Some(p) = packer {
-            Arc::make_mut(&mut t.pack).register(ty, klass_raw, p.as_raw(), flags);
+            Arc::make_mut(&mut t.pack).register(ty, klass_raw, p.as_raw(), flags, owner);
         }
         if let Some(u) = unpacker {
-            Arc::make_mut(&mut t.unpack).register(ty, klass_raw, u.as_raw(), flags);
+            Arc::make_mut(&mut t.unpack).register(ty, klass_raw, u.as_raw(), flags, owner);
         }
-        if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == ruby.class_symbol().as_raw() {
+        if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == symbol_class {
             t.optimized_symbols = true;
         }
-        t.generation = next_generation();
-        *rb_self.tables.write().map_err(|_| busy())? = t;
+        t.generation = generation;
+        retired.push(std::mem::replace(&mut *current, t));
         Ok(nil)
     }
 
@@ -245,18 +266,6 @@ fn load(rb_self: &Factory, args: &[Value]) -> Result<Value, Error> {
         args[0],
         args.get(1).copied().filter(|v| !v.is_nil()),
     )
-}
-
-fn scrub_unshareable(h: RHash) -> Result<(), Error> {
-    let nil = ruby().qnil().as_value();
-    h.foreach(|_k: Value, entry: RArray| {
-        if let Ok(c) = entry.entry::<Value>(1) {
-            if !ractor::is_shareable(c.as_raw()) {
-                entry.store(1, nil)?;
-            }
-        }
-        Ok(magnus::r_hash::ForEach::Continue)
-    })
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {

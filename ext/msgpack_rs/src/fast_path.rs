@@ -19,7 +19,7 @@ use magnus::{
     function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
     value::ReprValue, Error, RHash, RModule, RString, Ruby, Value,
 };
-use msgpack_rs_core::{DecodeError, Step, StreamDecoder};
+use msgpack_rs_core::{DecodeError, Step};
 use rb_sys::VALUE;
 use std::sync::OnceLock;
 
@@ -172,9 +172,9 @@ fn decode_string(
         base: bytes.as_ptr(),
     });
     let mut b = RubyBuilder::new(raw::NIL, opts, tables.unpack.clone(), source, threshold);
-    let mut dec = StreamDecoder::<RubyBuilder>::new(limits);
     let mut pos = 0;
-    let r = dec.decode(&mut b, bytes, &mut pos);
+    // The decoder stack is this Ractor's reusable scratch (memory.rs).
+    let r = crate::memory::with_unpack_scratch(limits, |dec| dec.decode(&mut b, bytes, &mut pos));
     // Keep the source and the holder visibly alive (on the machine stack,
     // where the GC looks) until decoding is over.
     std::hint::black_box((src, b.holder()));

@@ -22,6 +22,23 @@ pub fn init() {
     let _ = KEY.set(key as usize);
 }
 
+/// Empties this Ractor's cache, if it has one (`MessagePack.compact!`), so
+/// the interned Strings and Symbols it kept can be collected.
+pub fn clear_current() {
+    let Some(&key) = KEY.get() else {
+        return;
+    };
+    // SAFETY: a key made at init; the VM marks what it stores.
+    let ary =
+        unsafe { rb_sys::rb_ractor_local_storage_value(key as rb_sys::rb_ractor_local_key_t) };
+    if ary == raw::NIL {
+        return;
+    }
+    for i in 0..raw::ary_len(ary) {
+        raw::ary_store(ary, i, raw::NIL);
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct KeyCache {
     /// Slots `0..SLOTS` hold Strings, `SLOTS..2*SLOTS` Symbols.

@@ -28,6 +28,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     unsafe { rb_sys::rb_ext_ractor_safe(true) };
     let module = ruby.define_module("MessagePack")?;
     key_cache::init();
+    ractor::init();
     errors::init(ruby, module)?;
     let held = module.define_class("HeldBuffer", ruby.class_basic_object())?;
     held.undef_default_alloc_func();
@@ -37,5 +38,22 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     factory::init(ruby, module)?;
     memory::init(ruby, module)?;
     mapped::init(ruby, module)?;
+    resolve_lazy_state(ruby);
     Ok(())
+}
+
+/// magnus finds a wrapped type's Ruby class on first use, through a
+/// `OnceLock` whose initializer calls into Ruby. If two Ractors raced on that
+/// first use, one would block on the lock outside a VM safepoint while the
+/// other waited for the VM: a deadlock. So everything lazy is resolved here,
+/// at load time, while only the main Ractor runs.
+fn resolve_lazy_state(ruby: &Ruby) {
+    use magnus::TypedData;
+    let _ = buffer::Buffer::class(ruby);
+    let _ = packer::Packer::class(ruby);
+    let _ = unpacker::Unpacker::class(ruby);
+    let _ = factory::Factory::class(ruby);
+    let _ = mapped::MappedUnpacker::class(ruby);
+    memory::resolve_classes(ruby);
+    let _ = raw::enc_indexes();
 }

@@ -15,13 +15,14 @@
 //!   truncated or rewritten in place while being read (append, or rename a
 //!   new version into place: the mapping keeps the old inode).
 //! * Consumed pages are given back with `madvise(MADV_DONTNEED)` by
-//!   `compact!`, and automatically by `each` every [`AUTO_DROP`] bytes, so
+//!   `compact!`, and automatically by `each` every [`AUTO_DROP`] bytes (2 MiB), so
 //!   streaming a large file keeps RSS small.
 use crate::buffer_core::{opt_flag, READ_REFERENCE_THRESHOLD_DEFAULT};
 use crate::builder::{RubyBuilder, UnpackOptions};
 use crate::errors::{self, ruby};
 use crate::ext_registry::UnpackRegistry;
 use crate::factory::Factory;
+use crate::gc_ref::GcRef;
 use crate::memory::{self, Compactable, Kind, Tracker};
 use crate::raw;
 use crate::unpacker::parse_limits;
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// `each` gives consumed pages back every this many bytes.
-const AUTO_DROP: usize = 64 * 1024 * 1024;
+const AUTO_DROP: usize = 2 * 1024 * 1024;
 
 struct Source {
     file: Option<File>,
@@ -65,6 +66,9 @@ pub struct MappedUnpacker {
     dropped: Cell<usize>,
     /// Reused across objects (no malloc per object once warm).
     decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    /// Ruby Array holding the containers under construction (reused; see
+    /// `Unpacker::holder` for why it has no write barrier).
+    holder: GcRef,
     skipper: RefCell<StreamDecoder<Skipper>>,
     opts: UnpackOptions,
     registry: Arc<UnpackRegistry>,
@@ -73,9 +77,11 @@ pub struct MappedUnpacker {
 impl DataTypeFunctions for MappedUnpacker {
     fn mark(&self, _: &magnus::gc::Marker) {
         self.registry.mark();
+        self.holder.mark();
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.registry.update_references();
+        self.holder.update();
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -300,6 +306,7 @@ impl MappedUnpacker {
             pos: Cell::new(0),
             dropped: Cell::new(0),
             decoder: RefCell::new(StreamDecoder::new(limits)),
+            holder: GcRef::nil(),
             skipper: RefCell::new(StreamDecoder::new(limits)),
             opts,
             registry,
@@ -352,9 +359,10 @@ impl MappedUnpacker {
             return Ok(Next::End);
         }
         let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
+        let holder = self.holder();
         // No shared source: every String is copied out of the mapping.
         let mut b = RubyBuilder::new(
-            raw::NIL,
+            holder,
             self.opts,
             self.registry.clone(),
             None,
@@ -373,10 +381,12 @@ impl MappedUnpacker {
             }
             Ok(Step::NeedMore) => {
                 dec.reset();
+                raw::ary_truncate(holder, 0);
                 Ok(Next::Truncated)
             }
             Ok(Step::Deferred { ty, .. }) => {
                 dec.reset();
+                raw::ary_truncate(holder, 0);
                 Err(errors::error(
                     errors::Kind::Unpack,
                     format!(
@@ -388,9 +398,20 @@ impl MappedUnpacker {
             Err(e) => {
                 // Like Unpacker: continue after the offending header.
                 self.pos.set(pos);
+                raw::ary_truncate(holder, 0);
                 Err(Error::from(e))
             }
         }
+    }
+
+    fn holder(&self) -> rb_sys::VALUE {
+        if self.holder.is_nil() {
+            let holder = raw::ary_new_capa(8);
+            // SAFETY: a live Array we just made; only changes GC bookkeeping.
+            unsafe { rb_sys::rb_gc_writebarrier_unprotect(holder) };
+            self.holder.set(holder);
+        }
+        self.holder.get()
     }
 
     fn truncated(&self, len: usize) -> Error {

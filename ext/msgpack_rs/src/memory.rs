@@ -23,6 +23,12 @@
 //! finds its instance already registered after one atomic load), and freeing
 //! is one hash removal.
 //!
+//! Besides the registry, the cascade shrinks the Ractor's `MessagePack.unpack`
+//! scratch decoder ([`with_unpack_scratch`]), clears its map-key cache
+//! (key_cache.rs), and calls `malloc_trim(0)` (glibc) so freed pages go back
+//! to the kernel. The `MessagePack.pack` scratch packer is a registered
+//! Packer like any other.
+//!
 //! # Locking
 //!
 //! The registry's mutex is taken by its own Ractor (registering, compacting)
@@ -31,14 +37,17 @@
 //! runs, so the GC cannot be entered with it held, and a free never waits
 //! for anything but a short Rust critical section.
 use crate::buffer::Buffer;
+use crate::builder::RubyBuilder;
 use crate::errors::ruby;
 use crate::mapped::MappedUnpacker;
 use crate::packer::Packer;
 use crate::unpacker::Unpacker;
 use magnus::{
-    function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, DataTypeFunctions, Error,
-    RModule, Ruby, Value,
+    function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
+    DataTypeFunctions, Error, RModule, Ruby, Value,
 };
+use msgpack_rs_core::{Limits, StreamDecoder};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
@@ -46,6 +55,8 @@ use std::time::Instant;
 /// Ractor-local storage key of the registry holder (made at load time,
 /// immutable afterwards).
 static REGISTRY_KEY: OnceLock<usize> = OnceLock::new();
+/// Ractor-local storage key of the unpack scratch (see [`with_unpack_scratch`]).
+static SCRATCH_KEY: OnceLock<usize> = OnceLock::new();
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
@@ -104,6 +115,11 @@ impl Registry {
 /// Keeps a Ractor's registry alive in its Ractor-local storage.
 #[magnus::wrap(class = "MessagePack::Memory::Registry", free_immediately, size)]
 struct RegistryHolder(Arc<Registry>);
+
+/// Resolves the wrapper's Ruby class now (see `lib.rs`).
+pub(crate) fn resolve_classes(ruby: &magnus::Ruby) {
+    let _ = <RegistryHolder as magnus::TypedData>::class(ruby);
+}
 
 /// The calling Ractor's registry; made on first use when `create`.
 fn current_registry(create: bool) -> Option<Arc<Registry>> {
@@ -219,6 +235,73 @@ impl Compactable for Buffer {
     }
 }
 
+/// The decoder stack `MessagePack.unpack` / `Factory#load` reuse, one per
+/// Ractor (Ractor-local storage; never shared), so decoding a String
+/// allocates nothing but the Ruby objects it returns.
+#[magnus::wrap(class = "MessagePack::Memory::Scratch", free_immediately, size)]
+struct UnpackScratch {
+    decoder: RefCell<StreamDecoder<RubyBuilder>>,
+}
+
+fn unpack_scratch(create: bool) -> Option<Obj<UnpackScratch>> {
+    let key = *SCRATCH_KEY.get()? as rb_sys::rb_ractor_local_key_t;
+    // SAFETY: a key made at init; the VM marks the value it stores.
+    let stored = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+    // SAFETY: a live object (or nil) from Ractor-local storage.
+    if let Ok(s) = Obj::<UnpackScratch>::try_convert(unsafe { Value::from_raw(stored) }) {
+        return Some(s);
+    }
+    if !create {
+        return None;
+    }
+    let s = ruby().obj_wrap(UnpackScratch {
+        decoder: RefCell::new(StreamDecoder::default()),
+    });
+    // SAFETY: storing a live object under our key (the VM marks it).
+    unsafe { rb_sys::rb_ractor_local_storage_value_set(key, s.as_raw()) };
+    Some(s)
+}
+
+/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`), or
+/// with a fresh one when it is in use further up the stack (an ext
+/// callback unpacking a nested String).
+pub fn with_unpack_scratch<R>(
+    limits: Limits,
+    f: impl FnOnce(&mut StreamDecoder<RubyBuilder>) -> R,
+) -> R {
+    let scratch = unpack_scratch(true);
+    let guard = scratch
+        .as_ref()
+        .and_then(|s| s.decoder.try_borrow_mut().ok());
+    match guard {
+        Some(mut dec) => {
+            dec.reset();
+            dec.set_limits(limits);
+            let r = f(&mut dec);
+            // Partial frames (after NeedMore or a deferred ext) hold only
+            // indices; drop them, keep the allocation.
+            dec.reset();
+            r
+        }
+        None => f(&mut StreamDecoder::new(limits)),
+    }
+}
+
+/// Gives back the scratch decoder's memory (unless it is in use).
+fn compact_unpack_scratch() -> (usize, usize) {
+    let Some(s) = unpack_scratch(false) else {
+        return (0, 0);
+    };
+    let Ok(mut dec) = s.decoder.try_borrow_mut() else {
+        return (0, 0);
+    };
+    let before = dec.heap_size();
+    if dec.is_idle() {
+        dec.shrink_to_fit();
+    }
+    (before, dec.heap_size())
+}
+
 /// A `MessagePack::CompactReport`.
 pub fn report(
     before: usize,
@@ -295,9 +378,17 @@ fn trim_allocator() {
 fn module_compact() -> Result<Value, Error> {
     let started = Instant::now();
     let rss_before = rss_bytes();
-    let (before, after, visited) = current_registry(false)
+    let (mut before, mut after, mut visited) = current_registry(false)
         .map(|r| r.compact_all())
         .unwrap_or((0, 0, 0));
+    let (b, a) = compact_unpack_scratch();
+    if b > 0 {
+        before += b;
+        after += a;
+        visited += 1;
+    }
+    // The map-key cache: its interned Strings/Symbols can be collected.
+    crate::key_cache::clear_current();
     trim_allocator();
     let rss = rss_before.zip(rss_bytes());
     report(before, after, visited, started, rss)
@@ -327,9 +418,14 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // SAFETY: plain C API call at load time.
     let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
     let _ = REGISTRY_KEY.set(key as usize);
+    // SAFETY: as above.
+    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
+    let _ = SCRATCH_KEY.set(key as usize);
     let memory = module.define_module("Memory")?;
     let registry = memory.define_class("Registry", ruby.class_object())?;
     registry.undef_default_alloc_func();
+    let scratch = memory.define_class("Scratch", ruby.class_object())?;
+    scratch.undef_default_alloc_func();
     module.define_module_function("compact!", function!(module_compact, 0))?;
     memory.define_module_function(
         "compact_scratch_packer",

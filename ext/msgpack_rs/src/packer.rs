@@ -22,6 +22,7 @@ pub struct ExtHit {
     pub klass: rb_sys::VALUE,
     pub packer: rb_sys::VALUE,
     pub flags: u8,
+    pub owner: u64,
 }
 
 #[derive(TypedData, Default)]
@@ -299,6 +300,7 @@ impl Packer {
             klass: e.klass.get(),
             packer: e.packer.get(),
             flags: e.flags,
+            owner: e.owner,
         })
     }
 
@@ -309,6 +311,7 @@ impl Packer {
             klass,
             packer,
             flags,
+            owner,
         } = hit;
         if flags & FLAG_RECURSIVE != 0 {
             let saved = match self.buf.queue.try_borrow_mut() {
@@ -319,7 +322,7 @@ impl Packer {
                 Ok(mut s) => s.push(saved),
                 Err(_) => return Err(crate::buffer_core::busy()),
             }
-            let r = ext_registry::call_packer(packer, ty, klass, obj, &[me]);
+            let r = ext_registry::call_packer(packer, ty, klass, owner, obj, &[me]);
             let restored = match self.suspended.try_borrow_mut() {
                 Ok(mut s) => s.pop().unwrap_or_default(),
                 Err(_) => return Err(crate::buffer_core::busy()),
@@ -336,7 +339,7 @@ impl Packer {
                 o.extend_from_slice(&bytes);
             });
         }
-        let payload = ext_registry::call_packer(packer, ty, klass, obj, &[])?;
+        let payload = ext_registry::call_packer(packer, ty, klass, owner, obj, &[])?;
         let s = RString::try_convert(payload)?;
         // SAFETY: bytes of a live String, copied before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
@@ -638,7 +641,7 @@ impl Packer {
             .try_borrow()
             .map_err(|_| crate::buffer_core::busy())?
             .clone();
-        Arc::make_mut(&mut reg).register(ty, klass, proc_.as_raw(), 0);
+        Arc::make_mut(&mut reg).register(ty, klass, proc_.as_raw(), 0, crate::ractor::current_id());
         rb_self.install_registry(reg);
         Ok(ruby().qnil().as_value())
     }

@@ -44,11 +44,69 @@ pub fn mark_shareable(obj: VALUE) {
     }
 }
 
+/// Ractor-local storage key for [`current_id`] (made at load time).
+static ID_KEY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+pub fn init() {
+    // SAFETY: plain C API call at load time.
+    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
+    let _ = ID_KEY.set(key as usize);
+}
+
+/// An id for the current Ractor: 0 for the main Ractor, otherwise a
+/// process-unique number kept in Ractor-local storage (never reused).
+pub fn current_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    if in_main_ractor() {
+        return 0;
+    }
+    let Some(&key) = ID_KEY.get() else {
+        return u64::MAX;
+    };
+    let key = key as rb_sys::rb_ractor_local_key_t;
+    // SAFETY: a key made at init; values stored are Fixnums.
+    let v = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+    if rb_sys::FIXNUM_P(v) {
+        // SAFETY: checked Fixnum.
+        return unsafe { rb_sys::FIX2LONG(v) } as u64;
+    }
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: storing a Fixnum under our key.
+    unsafe { rb_sys::rb_ractor_local_storage_value_set(key, rb_sys::LONG2FIX(id as _)) };
+    id
+}
+
+/// Whether `callable`, registered from Ractor `owner` (see [`current_id`]),
+/// may be called or handed out here: shareable objects anywhere, others
+/// only in the Ractor that registered them.
+#[inline]
+pub fn callable_here(callable: VALUE, owner: u64) -> bool {
+    is_shareable(callable) || (owner == 0 && in_main_ractor()) || owner == current_id()
+}
+
+/// Fails unless `callable` (registered from Ractor `owner`) may be called
+/// from the current Ractor.
+pub fn check_callable_owned(
+    callable: VALUE,
+    owner: u64,
+    what: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    if callable_here(callable, owner) {
+        return Ok(());
+    }
+    Err(isolation_error(what))
+}
+
 /// Fails unless `callable` may be called from the current Ractor.
 pub fn check_callable(callable: VALUE, what: impl FnOnce() -> String) -> Result<(), Error> {
     if is_shareable(callable) || in_main_ractor() {
         return Ok(());
     }
+    Err(isolation_error(what))
+}
+
+fn isolation_error(what: impl FnOnce() -> String) -> Error {
     let ruby = errors::ruby();
     let class = ruby
         .class_object()
@@ -57,12 +115,13 @@ pub fn check_callable(callable: VALUE, what: impl FnOnce() -> String) -> Result<
         .ok()
         .and_then(ExceptionClass::from_value)
         .unwrap_or_else(|| ruby.exception_runtime_error());
-    Err(Error::new(
+    Error::new(
         class,
         format!(
-            "{} is not shareable, so it cannot be called from a non-main Ractor; \
-             register a shareable Proc (Ractor.make_shareable) or a method name Symbol",
+            "{} is not shareable, so it cannot be called from another Ractor than the one \
+             that registered it; register a shareable Proc (Ractor.make_shareable) or a \
+             method name Symbol",
             what()
         ),
-    ))
+    )
 }

@@ -60,6 +60,9 @@ pub struct Unpacker {
     /// `reset` was called from inside a recursive ext proc: the outer
     /// objects are gone, so the outer read must fail.
     reset_while_nested: Cell<bool>,
+    /// Registries replaced while a decode may still be using them (an ext
+    /// proc registering on its own unpacker): kept marked and updated.
+    retired: RefCell<Vec<Arc<UnpackRegistry>>>,
 }
 
 impl DataTypeFunctions for Unpacker {
@@ -70,6 +73,9 @@ impl DataTypeFunctions for Unpacker {
         if let Ok(r) = self.registry.try_borrow() {
             r.mark();
         }
+        if let Ok(old) = self.retired.try_borrow() {
+            old.iter().for_each(|r| r.mark());
+        }
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.buf.update_references();
@@ -77,6 +83,9 @@ impl DataTypeFunctions for Unpacker {
         self.view.update();
         if let Ok(r) = self.registry.try_borrow() {
             r.update_references();
+        }
+        if let Ok(old) = self.retired.try_borrow() {
+            old.iter().for_each(|r| r.update_references());
         }
     }
     fn size(&self) -> usize {
@@ -303,7 +312,13 @@ impl Unpacker {
         let saved_base = self.nest_base.get();
         self.nest_base.set(raw::ary_len(self.holder()));
         self.nesting.set(self.nesting.get() + 1);
-        let r = ext_registry::call_unpacker(entry.unpacker.get(), ty, entry.klass.get(), me);
+        let r = ext_registry::call_unpacker(
+            entry.unpacker.get(),
+            ty,
+            entry.klass.get(),
+            entry.owner,
+            me,
+        );
         self.nesting.set(self.nesting.get() - 1);
         self.nest_base.set(saved_base);
         {
@@ -559,7 +574,23 @@ impl Unpacker {
         }
         let ty = ext_registry::ext_type(ty)?;
         let mut reg = rb_self.registry.try_borrow_mut().map_err(|_| reentrant())?;
-        Arc::make_mut(&mut reg).register(ty, klass.as_raw(), proc_.as_raw(), 0);
+        let mut updated = UnpackRegistry::clone(&reg);
+        updated.register(
+            ty,
+            klass.as_raw(),
+            proc_.as_raw(),
+            0,
+            crate::ractor::current_id(),
+        );
+        let old = std::mem::replace(&mut *reg, Arc::new(updated));
+        if Arc::strong_count(&old) > 1 {
+            // Someone (a decode in progress) still reads the old table.
+            rb_self
+                .retired
+                .try_borrow_mut()
+                .map_err(|_| reentrant())?
+                .push(old);
+        }
         Ok(ruby().qnil().as_value())
     }
 
