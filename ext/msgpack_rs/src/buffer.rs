@@ -104,6 +104,7 @@ impl Buffer {
                     errors::arg_error(format!(
                         "expected Hash but found {}.",
                         // msgpack-ruby names the class of the first argument.
+                        // SAFETY: classname of a live object.
                         unsafe { io.classname() }
                     ))
                 })?;

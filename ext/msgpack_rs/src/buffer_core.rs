@@ -238,6 +238,7 @@ impl BufferCore {
             let frozen = if raw::is_frozen(raw_s) {
                 raw_s
             } else {
+                // SAFETY: `raw_s` is a live String.
                 unsafe { rb_sys::rb_str_new_frozen(raw_s) }
             };
             self.q_mut()?.push_string(frozen);

@@ -146,6 +146,7 @@ fn drop_pages(map: &Mmap, from: usize, to: usize) {
         // code can observe a difference. The range lies inside the mapping
         // and `start` is page-aligned (the mapping starts on a page).
         let _ =
+            // SAFETY: as explained above: DONTNEED on a read-only file mapping only drops page-table entries.
             unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
     }
 }
@@ -251,6 +252,7 @@ fn map_file(file: &File, len: u64, path: &str) -> Result<Option<Arc<Mmap>>, Erro
     // a wrong value or a format error. A truncation below the mapped length
     // makes access to the lost pages raise SIGBUS: see the module docs for
     // how sizes are re-checked and what is left to the caller.
+    // SAFETY: as explained above: the mapping is read-only and every read is bounds-checked.
     let map = unsafe { Mmap::map(file) }.map_err(|e| io_error(e, path))?;
     let _ = map.advise(Advice::Sequential);
     Ok(Some(Arc::new(map)))

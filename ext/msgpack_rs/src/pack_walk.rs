@@ -64,7 +64,7 @@ impl<'a> Walker<'a> {
         let t = unsafe { rb_sys::RB_BUILTIN_TYPE(v) };
         match t {
             RUBY_T_STRING => {
-                if !self.is_plain(v, || unsafe { rb_sys::rb_cString }) {
+                if raw::class_of(v) != string_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.p.write_registered_ext(self.me, obj, hit);
                     }
@@ -75,7 +75,7 @@ impl<'a> Walker<'a> {
                 }
             }
             RUBY_T_ARRAY => {
-                if !self.is_plain(v, || unsafe { rb_sys::rb_cArray }) {
+                if raw::class_of(v) != array_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.p.write_registered_ext(self.me, obj, hit);
                     }
@@ -86,7 +86,7 @@ impl<'a> Walker<'a> {
                 }
             }
             RUBY_T_HASH => {
-                if !self.is_plain(v, || unsafe { rb_sys::rb_cHash }) {
+                if raw::class_of(v) != hash_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.p.write_registered_ext(self.me, obj, hit);
                     }
@@ -111,13 +111,6 @@ impl<'a> Walker<'a> {
             },
             _ => self.write_other(obj, depth),
         }
-    }
-
-    /// Exactly the core class (no subclass, no singleton class), or no
-    /// registrations that could apply.
-    #[inline]
-    fn is_plain(&self, v: VALUE, core: impl FnOnce() -> VALUE) -> bool {
-        raw::class_of(v) == core()
     }
 
     /// Ext lookup, then `obj.to_msgpack(packer)`.
@@ -272,10 +265,25 @@ impl<'a> Walker<'a> {
     }
 }
 
+// The core classes: VM globals set at boot and never changed. An object
+// whose class is exactly one of these (no subclass, no singleton class)
+// never needs an ext lookup.
 #[inline(always)]
 fn string_class() -> VALUE {
-    // SAFETY: a VM global set at boot and never changed.
+    // SAFETY: reading a VM global set at boot (see above).
     unsafe { rb_sys::rb_cString }
+}
+
+#[inline(always)]
+fn array_class() -> VALUE {
+    // SAFETY: reading a VM global set at boot (see above).
+    unsafe { rb_sys::rb_cArray }
+}
+
+#[inline(always)]
+fn hash_class() -> VALUE {
+    // SAFETY: reading a VM global set at boot (see above).
+    unsafe { rb_sys::rb_cHash }
 }
 
 struct HashCtx<'w, 'a> {

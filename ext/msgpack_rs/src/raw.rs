@@ -27,6 +27,7 @@ fn clong(n: usize) -> c_long {
 /// `s` must be a live String and the slice must not outlive any change to
 /// it (callers only keep it while no Ruby code runs, or `s` is frozen).
 #[inline]
+// SAFETY: (for callers) see the contract in the doc comment above.
 pub unsafe fn str_bytes<'a>(s: VALUE) -> &'a [u8] {
     let len = rb_sys::RSTRING_LEN(s) as usize;
     if len == 0 {
