@@ -36,7 +36,8 @@ pub struct RubyBuilder {
     cur: VALUE,
     cur_idx: usize,
     opts: UnpackOptions,
-    registry: Arc<UnpackRegistry>,
+    /// `None`: nothing registered (no table to share between cores).
+    registry: Option<Arc<UnpackRegistry>>,
     source: Option<SharedSource>,
     read_reference_threshold: usize,
     /// Looked up on the first map key (`None` until then).
@@ -47,7 +48,7 @@ impl RubyBuilder {
     pub fn new(
         holder: VALUE,
         opts: UnpackOptions,
-        registry: Arc<UnpackRegistry>,
+        registry: Option<Arc<UnpackRegistry>>,
         source: Option<SharedSource>,
         read_reference_threshold: usize,
     ) -> Self {
@@ -220,7 +221,7 @@ impl Builder for RubyBuilder {
                 Err(_) => raw::symbol(data, true),
             });
         }
-        if let Some(e) = self.registry.get(ty) {
+        if let Some(e) = self.registry.as_ref().and_then(|r| r.get(ty)) {
             if !e.unpacker.is_nil() {
                 let payload = Self::ext_payload(data);
                 let v = ext_registry::call_unpacker(
@@ -250,7 +251,8 @@ impl Builder for RubyBuilder {
 
     fn defer_ext(&mut self, ty: i8) -> bool {
         self.registry
-            .get(ty)
+            .as_ref()
+            .and_then(|r| r.get(ty))
             .map(|e| e.flags & ext_registry::FLAG_RECURSIVE != 0 && !e.unpacker.is_nil())
             .unwrap_or(false)
     }

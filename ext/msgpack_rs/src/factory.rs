@@ -19,7 +19,7 @@ use magnus::{
     method, prelude::*, rb_sys::AsRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
     Error, RArray, RHash, RModule, Ruby, TypedData, Value,
 };
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// A snapshot of a factory's registrations.
@@ -49,6 +49,12 @@ pub struct Factory {
     /// updated on compaction until then; keeping them here does both.
     /// Registrations are rare, so this stays small.
     retired: RwLock<Vec<Tables>>,
+    /// The current tables' generation, readable without the lock: per-Ractor
+    /// packers check it on every `dump` and only take a snapshot (lock and
+    /// shared reference counts, which bounce between cores) when it moved.
+    current_generation: AtomicU64,
+    /// Whether any unpack registration exists (readable without the lock).
+    has_unpackers: AtomicBool,
 }
 
 impl DataTypeFunctions for Factory {
@@ -99,6 +105,18 @@ impl Factory {
         self.snapshot()
     }
 
+    /// Whether any ext type is registered for unpacking.
+    #[inline]
+    pub fn has_unpackers(&self) -> bool {
+        self.has_unpackers.load(Ordering::Acquire)
+    }
+
+    /// Generation of the current tables (see `current_generation`).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.current_generation.load(Ordering::Acquire)
+    }
+
     fn initialize(&self, args: &[Value]) -> Result<(), Error> {
         if !args.is_empty() {
             return Err(errors::arg_error(format!(
@@ -113,7 +131,15 @@ impl Factory {
         let other = <&Factory>::try_convert(other)?;
         let mut t = other.snapshot()?;
         t.generation = next_generation();
+        let generation = t.generation;
+        let has_unpackers = !t.unpack.is_empty();
         *rb_self.tables.write().map_err(|_| busy())? = t;
+        rb_self
+            .has_unpackers
+            .store(has_unpackers, Ordering::Release);
+        rb_self
+            .current_generation
+            .store(generation, Ordering::Release);
         Ok(rb_self.as_value())
     }
 
@@ -227,7 +253,14 @@ impl Factory {
             t.optimized_symbols = true;
         }
         t.generation = generation;
+        let has_unpackers = !t.unpack.is_empty();
         retired.push(std::mem::replace(&mut *current, t));
+        rb_self
+            .has_unpackers
+            .store(has_unpackers, Ordering::Release);
+        rb_self
+            .current_generation
+            .store(generation, Ordering::Release);
         Ok(nil)
     }
 

@@ -48,7 +48,7 @@ pub fn existing_scratch_packer() -> Option<Obj<Packer>> {
 
 /// The Ractor's reusable packer, set up for `factory`'s current tables;
 /// `None` when it is busy (a nested call from a `to_msgpack` callback).
-fn scratch_packer(factory: &Factory, tables: &Tables) -> Option<Obj<Packer>> {
+fn scratch_packer(factory: &Factory) -> Option<Obj<Packer>> {
     let key = *PACKER_KEY.get()? as rb_sys::rb_ractor_local_key_t;
     // SAFETY: a key made at init; the VM marks what it stores.
     let stored = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
@@ -65,16 +65,18 @@ fn scratch_packer(factory: &Factory, tables: &Tables) -> Option<Obj<Packer>> {
     if packer.is_busy() {
         return None;
     }
-    packer.adopt(factory, tables);
+    if !packer.has_tables_of(factory, factory.generation()) {
+        let tables = factory.tables().ok()?;
+        packer.adopt(factory, &tables);
+    }
     Some(packer)
 }
 
 /// `factory.dump(obj, *args)`.
 pub fn dump(factory: &Factory, obj: Value, args: &[Value]) -> Result<Value, Error> {
     let (io, _) = split_io_options(args, true)?;
-    let tables = factory.tables()?;
     let scratch = if io.is_none() {
-        scratch_packer(factory, &tables)
+        scratch_packer(factory)
     } else {
         None
     };
@@ -108,8 +110,14 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
         let u = factory.new_unpacker(&args)?;
         return crate::unpacker::Unpacker::full_unpack(u);
     };
-    let tables = factory.tables()?;
-    match decode_string(s, &tables, opts_hash)? {
+    // Nothing registered (DefaultFactory as usually used): no snapshot, so
+    // concurrent Ractors share no lock or reference count here.
+    let tables = if factory.has_unpackers() {
+        Some(factory.tables()?)
+    } else {
+        None
+    };
+    match decode_string(s, tables.as_ref(), opts_hash)? {
         Some(v) => Ok(v),
         None => {
             // A recursive ext type: it needs a real Unpacker to read from.
@@ -120,14 +128,14 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
     }
 }
 
-fn unpack_options(tables: &Tables, options: Option<RHash>) -> UnpackOptions {
+fn unpack_options(tables: Option<&Tables>, options: Option<RHash>) -> UnpackOptions {
     let flag = |k: &str| opt(options, k).map(|v| v.to_bool()).unwrap_or(false);
     UnpackOptions {
         symbolize_keys: flag("symbolize_keys"),
         freeze: flag("freeze"),
         allow_unknown_ext: flag("allow_unknown_ext"),
         key_cache: flag("key_cache"),
-        optimized_symbols: tables.optimized_symbols,
+        optimized_symbols: tables.is_some_and(|t| t.optimized_symbols),
     }
 }
 
@@ -135,7 +143,7 @@ fn unpack_options(tables: &Tables, options: Option<RHash>) -> UnpackOptions {
 /// was met, use an Unpacker instead.
 fn decode_string(
     s: RString,
-    tables: &Tables,
+    tables: Option<&Tables>,
     options: Option<RHash>,
 ) -> Result<Option<Value>, Error> {
     let opts = unpack_options(tables, options);
@@ -149,7 +157,7 @@ fn decode_string(
     // User code (ext procs) could modify the caller's String while we read
     // it, and long values are returned as substrings of it: in those cases
     // read a frozen String sharing its bytes.
-    let user_code = !tables.unpack.is_empty() || opts.allow_unknown_ext;
+    let user_code = tables.is_some_and(|t| !t.unpack.is_empty()) || opts.allow_unknown_ext;
     let src = if raw::is_frozen(raw_s) || !(user_code || len >= threshold) {
         raw_s
     } else {
@@ -171,7 +179,13 @@ fn decode_string(
         string: src,
         base: bytes.as_ptr(),
     });
-    let mut b = RubyBuilder::new(raw::NIL, opts, tables.unpack.clone(), source, threshold);
+    let mut b = RubyBuilder::new(
+        raw::NIL,
+        opts,
+        tables.map(|t| t.unpack.clone()),
+        source,
+        threshold,
+    );
     let mut pos = 0;
     // The decoder stack is this Ractor's reusable scratch (memory.rs).
     let r = crate::memory::with_unpack_scratch(limits, |dec| dec.decode(&mut b, bytes, &mut pos));

@@ -366,7 +366,7 @@ impl MappedUnpacker {
         let mut b = RubyBuilder::new(
             holder,
             self.opts,
-            self.registry.clone(),
+            Some(self.registry.clone()),
             None,
             READ_REFERENCE_THRESHOLD_DEFAULT,
         );

@@ -182,6 +182,12 @@ impl Packer {
         r
     }
 
+    /// Whether the registrations of `factory` at `generation` are installed.
+    #[inline]
+    pub fn has_tables_of(&self, factory: &crate::factory::Factory, generation: u64) -> bool {
+        self.origin.get() == (factory as *const _ as usize, generation)
+    }
+
     /// Takes `factory`'s registrations unless they are already installed.
     pub fn adopt(&self, factory: &crate::factory::Factory, tables: &crate::factory::Tables) {
         let origin = (factory as *const _ as usize, tables.generation);

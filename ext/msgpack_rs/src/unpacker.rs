@@ -228,7 +228,7 @@ impl Unpacker {
         let mut b = RubyBuilder::new(
             holder,
             self.opts.get(),
-            self.registry.try_borrow().map_err(|_| reentrant())?.clone(),
+            Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
             q.front_source(),
             self.buf.read_reference_threshold(),
         );
@@ -352,7 +352,7 @@ impl Unpacker {
         let mut b = RubyBuilder::new(
             holder,
             self.opts.get(),
-            self.registry.try_borrow().map_err(|_| reentrant())?.clone(),
+            Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
             None,
             self.buf.read_reference_threshold(),
         );
