@@ -18,12 +18,14 @@ use std::sync::Arc;
 /// msgpack-ruby caps container preallocation at SHRT_MAX entries.
 const PREALLOC_CAP: usize = 32767;
 
+/// Decoding options. msgpack-ruby's `key_cache:` option is accepted and
+/// needs no field: map keys always go through the per-Ractor key cache
+/// (key_cache.rs), which gives the same objects as interning.
 #[derive(Clone, Copy, Default)]
 pub struct UnpackOptions {
     pub symbolize_keys: bool,
     pub freeze: bool,
     pub allow_unknown_ext: bool,
-    pub key_cache: bool,
     /// A Symbol ext registered with `optimized_symbols_parsing`.
     pub optimized_symbols: bool,
 }

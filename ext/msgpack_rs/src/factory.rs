@@ -57,30 +57,37 @@ pub struct Factory {
     has_unpackers: AtomicBool,
 }
 
-impl DataTypeFunctions for Factory {
-    fn mark(&self, _: &magnus::gc::Marker) {
+impl Tables {
+    fn mark(&self) {
+        self.pack.mark();
+        self.unpack.mark();
+    }
+
+    fn update_references(&self) {
+        self.pack.update_references();
+        self.unpack.update_references();
+    }
+}
+
+impl Factory {
+    /// Calls `f` on the current tables and every retired version (all of
+    /// them may still be in use, so the GC must see them all).
+    fn each_tables(&self, mut f: impl FnMut(&Tables)) {
         if let Ok(t) = self.tables.try_read() {
-            t.pack.mark();
-            t.unpack.mark();
+            f(&t);
         }
         if let Ok(old) = self.retired.try_read() {
-            for t in old.iter() {
-                t.pack.mark();
-                t.unpack.mark();
-            }
+            old.iter().for_each(f);
         }
     }
+}
+
+impl DataTypeFunctions for Factory {
+    fn mark(&self, _: &magnus::gc::Marker) {
+        self.each_tables(Tables::mark);
+    }
     fn compact(&self, _: &magnus::gc::Compactor) {
-        if let Ok(t) = self.tables.try_read() {
-            t.pack.update_references();
-            t.unpack.update_references();
-        }
-        if let Ok(old) = self.retired.try_read() {
-            for t in old.iter() {
-                t.pack.update_references();
-                t.unpack.update_references();
-            }
-        }
+        self.each_tables(Tables::update_references);
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()

@@ -134,7 +134,6 @@ fn unpack_options(tables: Option<&Tables>, options: Option<RHash>) -> UnpackOpti
         symbolize_keys: flag("symbolize_keys"),
         freeze: flag("freeze"),
         allow_unknown_ext: flag("allow_unknown_ext"),
-        key_cache: flag("key_cache"),
         optimized_symbols: tables.is_some_and(|t| t.optimized_symbols),
     }
 }

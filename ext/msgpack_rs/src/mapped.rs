@@ -295,7 +295,6 @@ impl MappedUnpacker {
             symbolize_keys: opt_flag(options, "symbolize_keys"),
             freeze: opt_flag(options, "freeze"),
             allow_unknown_ext: opt_flag(options, "allow_unknown_ext"),
-            key_cache: opt_flag(options, "key_cache"),
             optimized_symbols,
         };
         Ok(MappedUnpacker {

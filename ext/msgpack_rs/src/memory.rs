@@ -196,31 +196,26 @@ fn measure<T: Compactable>(obj: &T) -> (usize, usize) {
     (before, obj.held_bytes())
 }
 
-impl Compactable for Packer {
-    const KIND: Kind = Kind::Packer;
-    fn tracker(&self) -> &Tracker {
-        &self.tracker
-    }
-    fn held_bytes(&self) -> usize {
-        DataTypeFunctions::size(self)
-    }
-    fn release(&self) {
-        self.compact_memory();
-    }
+/// Packer and Unpacker: their memsize is what they hold, and their own
+/// `compact_memory` releases it.
+macro_rules! compactable_by_memsize {
+    ($($ty:ident => $kind:expr),*) => {$(
+        impl Compactable for $ty {
+            const KIND: Kind = $kind;
+            fn tracker(&self) -> &Tracker {
+                &self.tracker
+            }
+            fn held_bytes(&self) -> usize {
+                DataTypeFunctions::size(self)
+            }
+            fn release(&self) {
+                self.compact_memory();
+            }
+        }
+    )*};
 }
 
-impl Compactable for Unpacker {
-    const KIND: Kind = Kind::Unpacker;
-    fn tracker(&self) -> &Tracker {
-        &self.tracker
-    }
-    fn held_bytes(&self) -> usize {
-        DataTypeFunctions::size(self)
-    }
-    fn release(&self) {
-        self.compact_memory();
-    }
-}
+compactable_by_memsize!(Packer => Kind::Packer, Unpacker => Kind::Unpacker);
 
 impl Compactable for Buffer {
     const KIND: Kind = Kind::Buffer;

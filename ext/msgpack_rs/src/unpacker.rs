@@ -176,7 +176,6 @@ impl Unpacker {
         o.symbolize_keys = opt_flag(options, "symbolize_keys");
         o.freeze = opt_flag(options, "freeze");
         o.allow_unknown_ext = opt_flag(options, "allow_unknown_ext");
-        o.key_cache = opt_flag(options, "key_cache");
         self.opts.set(o);
         let limits = parse_limits(options)?;
         self.limits.set(limits);
