@@ -1,56 +1,75 @@
 //! Writers for every MessagePack format.
 //!
-//! Each writer appends to a `Vec<u8>` owned by the caller (a per-instance
-//! buffer that is reused across messages) and always picks the shortest
-//! encoding. Lengths are `u32` because that is the format's limit; callers
+//! Each writer appends to a [`Sink`] owned by the caller (a `Vec<u8>`, or a
+//! binding's own output buffer) and always picks the shortest encoding. Lengths are `u32` because that is the format's limit; callers
 //! check bigger lengths before narrowing.
 use rmp::Marker;
 
-#[inline]
-fn put1(out: &mut Vec<u8>, m: Marker) {
-    out.push(m.to_u8());
+/// Where encoded bytes go. `Vec<u8>` is one; a binding may implement it
+/// on its own buffer to make the small fixed-size writes cheaper (they are
+/// most of an encoder's work, and `Vec::extend_from_slice` is not always
+/// inlined into a large caller).
+pub trait Sink {
+    /// Appends a few bytes: a marker and what follows it.
+    fn put<const N: usize>(&mut self, bytes: [u8; N]);
+    /// Appends a payload.
+    fn put_slice(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
+        self.extend_from_slice(&bytes);
+    }
+    #[inline(always)]
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
 }
 
 #[inline(always)]
-fn put_u8(out: &mut Vec<u8>, m: Marker, v: u8) {
-    out.extend_from_slice(&[m.to_u8(), v]);
+fn put1<S: Sink + ?Sized>(out: &mut S, m: Marker) {
+    out.put([m.to_u8()]);
 }
 
 #[inline(always)]
-fn put_u16(out: &mut Vec<u8>, m: Marker, v: u16) {
+fn put_u8<S: Sink + ?Sized>(out: &mut S, m: Marker, v: u8) {
+    out.put([m.to_u8(), v]);
+}
+
+#[inline(always)]
+fn put_u16<S: Sink + ?Sized>(out: &mut S, m: Marker, v: u16) {
     let b = v.to_be_bytes();
-    out.extend_from_slice(&[m.to_u8(), b[0], b[1]]);
+    out.put([m.to_u8(), b[0], b[1]]);
 }
 
 #[inline(always)]
-fn put_u32(out: &mut Vec<u8>, m: Marker, v: u32) {
+fn put_u32<S: Sink + ?Sized>(out: &mut S, m: Marker, v: u32) {
     let b = v.to_be_bytes();
-    out.extend_from_slice(&[m.to_u8(), b[0], b[1], b[2], b[3]]);
+    out.put([m.to_u8(), b[0], b[1], b[2], b[3]]);
 }
 
 #[inline(always)]
-fn put_u64(out: &mut Vec<u8>, m: Marker, v: u64) {
-    let mut buf = [0u8; 9];
-    buf[0] = m.to_u8();
-    buf[1..].copy_from_slice(&v.to_be_bytes());
-    out.extend_from_slice(&buf);
+fn put_u64<S: Sink + ?Sized>(out: &mut S, m: Marker, v: u64) {
+    let b = v.to_be_bytes();
+    out.put([m.to_u8(), b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
 }
 
 #[inline(always)]
-pub fn write_nil(out: &mut Vec<u8>) {
+pub fn write_nil<S: Sink + ?Sized>(out: &mut S) {
     put1(out, Marker::Null);
 }
 
 #[inline(always)]
-pub fn write_bool(out: &mut Vec<u8>, v: bool) {
+pub fn write_bool<S: Sink + ?Sized>(out: &mut S, v: bool) {
     put1(out, if v { Marker::True } else { Marker::False });
 }
 
 /// Non-negative integers always use the unsigned forms (as msgpack-ruby does).
 #[inline(always)]
-pub fn write_uint(out: &mut Vec<u8>, v: u64) {
+pub fn write_uint<S: Sink + ?Sized>(out: &mut S, v: u64) {
     if v < 0x80 {
-        out.push(v as u8);
+        out.put([v as u8]);
     } else if v <= u8::MAX as u64 {
         put_u8(out, Marker::U8, v as u8);
     } else if v <= u16::MAX as u64 {
@@ -65,11 +84,11 @@ pub fn write_uint(out: &mut Vec<u8>, v: u64) {
 /// Signed integers: non-negative values go through [`write_uint`], negative
 /// ones use negative fixint or the narrowest signed form.
 #[inline(always)]
-pub fn write_int(out: &mut Vec<u8>, v: i64) {
+pub fn write_int<S: Sink + ?Sized>(out: &mut S, v: i64) {
     if v >= 0 {
         write_uint(out, v as u64);
     } else if v >= -32 {
-        out.push(v as i8 as u8);
+        out.put([v as i8 as u8]);
     } else if v >= i8::MIN as i64 {
         put_u8(out, Marker::I8, v as i8 as u8);
     } else if v >= i16::MIN as i64 {
@@ -82,21 +101,21 @@ pub fn write_int(out: &mut Vec<u8>, v: i64) {
 }
 
 #[inline(always)]
-pub fn write_f32(out: &mut Vec<u8>, v: f32) {
+pub fn write_f32<S: Sink + ?Sized>(out: &mut S, v: f32) {
     put_u32(out, Marker::F32, v.to_bits());
 }
 
 #[inline(always)]
-pub fn write_f64(out: &mut Vec<u8>, v: f64) {
+pub fn write_f64<S: Sink + ?Sized>(out: &mut S, v: f64) {
     put_u64(out, Marker::F64, v.to_bits());
 }
 
 /// A str header. `compat` follows the old spec: no str8, so lengths 32..=255
 /// use str16 (the old "raw16").
 #[inline(always)]
-pub fn write_str_header(out: &mut Vec<u8>, len: u32, compat: bool) {
+pub fn write_str_header<S: Sink + ?Sized>(out: &mut S, len: u32, compat: bool) {
     if len < 32 {
-        out.push(Marker::FixStr(len as u8).to_u8());
+        put1(out, Marker::FixStr(len as u8));
     } else if len <= u8::MAX as u32 && !compat {
         put_u8(out, Marker::Str8, len as u8);
     } else if len <= u16::MAX as u32 {
@@ -107,7 +126,7 @@ pub fn write_str_header(out: &mut Vec<u8>, len: u32, compat: bool) {
 }
 
 #[inline(always)]
-pub fn write_bin_header(out: &mut Vec<u8>, len: u32) {
+pub fn write_bin_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len <= u8::MAX as u32 {
         put_u8(out, Marker::Bin8, len as u8);
     } else if len <= u16::MAX as u32 {
@@ -118,9 +137,9 @@ pub fn write_bin_header(out: &mut Vec<u8>, len: u32) {
 }
 
 #[inline(always)]
-pub fn write_array_header(out: &mut Vec<u8>, len: u32) {
+pub fn write_array_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len < 16 {
-        out.push(Marker::FixArray(len as u8).to_u8());
+        put1(out, Marker::FixArray(len as u8));
     } else if len <= u16::MAX as u32 {
         put_u16(out, Marker::Array16, len as u16);
     } else {
@@ -129,9 +148,9 @@ pub fn write_array_header(out: &mut Vec<u8>, len: u32) {
 }
 
 #[inline(always)]
-pub fn write_map_header(out: &mut Vec<u8>, len: u32) {
+pub fn write_map_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len < 16 {
-        out.push(Marker::FixMap(len as u8).to_u8());
+        put1(out, Marker::FixMap(len as u8));
     } else if len <= u16::MAX as u32 {
         put_u16(out, Marker::Map16, len as u16);
     } else {
@@ -142,22 +161,22 @@ pub fn write_map_header(out: &mut Vec<u8>, len: u32) {
 /// An ext header: fixext for payloads of exactly 1, 2, 4, 8 or 16 bytes,
 /// otherwise ext8/16/32 (ext8 also for the empty payload).
 #[inline]
-pub fn write_ext_header(out: &mut Vec<u8>, ty: i8, len: u32) {
+pub fn write_ext_header<S: Sink + ?Sized>(out: &mut S, ty: i8, len: u32) {
     let t = ty as u8;
     match len {
-        1 => out.extend_from_slice(&[Marker::FixExt1.to_u8(), t]),
-        2 => out.extend_from_slice(&[Marker::FixExt2.to_u8(), t]),
-        4 => out.extend_from_slice(&[Marker::FixExt4.to_u8(), t]),
-        8 => out.extend_from_slice(&[Marker::FixExt8.to_u8(), t]),
-        16 => out.extend_from_slice(&[Marker::FixExt16.to_u8(), t]),
-        _ if len <= u8::MAX as u32 => out.extend_from_slice(&[Marker::Ext8.to_u8(), len as u8, t]),
+        1 => out.put([Marker::FixExt1.to_u8(), t]),
+        2 => out.put([Marker::FixExt2.to_u8(), t]),
+        4 => out.put([Marker::FixExt4.to_u8(), t]),
+        8 => out.put([Marker::FixExt8.to_u8(), t]),
+        16 => out.put([Marker::FixExt16.to_u8(), t]),
+        _ if len <= u8::MAX as u32 => out.put([Marker::Ext8.to_u8(), len as u8, t]),
         _ if len <= u16::MAX as u32 => {
             put_u16(out, Marker::Ext16, len as u16);
-            out.push(t);
+            out.put([t]);
         }
         _ => {
             put_u32(out, Marker::Ext32, len);
-            out.push(t);
+            out.put([t]);
         }
     }
 }
@@ -182,30 +201,30 @@ pub fn len_u32(len: usize) -> Result<u32, TooLong> {
 
 /// A whole str (header + bytes).
 #[inline]
-pub fn write_str(out: &mut Vec<u8>, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
+pub fn write_str<S: Sink + ?Sized>(out: &mut S, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
     write_str_header(out, len_u32(bytes.len())?, compat);
-    out.extend_from_slice(bytes);
+    out.put_slice(bytes);
     Ok(())
 }
 
 /// A whole bin; in compatibility mode, old peers have no bin type, so the
 /// bytes are written as a raw (str) instead.
 #[inline]
-pub fn write_bin(out: &mut Vec<u8>, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
+pub fn write_bin<S: Sink + ?Sized>(out: &mut S, bytes: &[u8], compat: bool) -> Result<(), TooLong> {
     let len = len_u32(bytes.len())?;
     if compat {
         write_str_header(out, len, true);
     } else {
         write_bin_header(out, len);
     }
-    out.extend_from_slice(bytes);
+    out.put_slice(bytes);
     Ok(())
 }
 
 /// A whole ext (header + payload).
 #[inline]
-pub fn write_ext(out: &mut Vec<u8>, ty: i8, payload: &[u8]) -> Result<(), TooLong> {
+pub fn write_ext<S: Sink + ?Sized>(out: &mut S, ty: i8, payload: &[u8]) -> Result<(), TooLong> {
     write_ext_header(out, ty, len_u32(payload.len())?);
-    out.extend_from_slice(payload);
+    out.put_slice(payload);
     Ok(())
 }

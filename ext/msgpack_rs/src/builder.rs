@@ -1,15 +1,15 @@
 //! Builds Ruby objects for the core decoder.
 //!
-//! Containers under construction are kept in a Ruby Array (the *holder*)
-//! rather than in Rust memory: the GC sees and moves them like any other
-//! array element, so a half-decoded message is safe across GC and
-//! compaction without extra bookkeeping. The decoder's stack holds only
-//! indices into it.
+//! Finished values wait on a [`ValueStack`] owned by the object running the
+//! decode (marked and updated by its GC callbacks) until their container
+//! closes; the container is then made in one call. The decoder's own stack
+//! holds only indices into it.
 use crate::chunk_queue::SharedSource;
 use crate::errors::{self, Fail};
 use crate::ext_registry::{self, UnpackRegistry};
 use crate::key_cache::KeyCache;
 use crate::raw;
+use crate::value_stack::ValueStack;
 use magnus::{prelude::*, rb_sys::FromRawValue, value::ReprValue, Error, RHash, Value};
 use msgpack_rs_core::Builder;
 use rb_sys::VALUE;
@@ -31,12 +31,9 @@ pub struct UnpackOptions {
 }
 
 pub struct RubyBuilder {
-    holder: VALUE,
-    /// The innermost open container and its holder index, cached to skip a
-    /// holder lookup per element. The builder lives on the machine stack,
-    /// where the GC scans (and pins) it, so the cached VALUE stays valid.
-    cur: VALUE,
-    cur_idx: usize,
+    /// Owned by the object running the decode, which outlives the builder
+    /// (see [`RubyBuilder::new`]).
+    values: *const ValueStack,
     opts: UnpackOptions,
     /// `None`: nothing registered (no table to share between cores).
     registry: Option<Arc<UnpackRegistry>>,
@@ -47,17 +44,18 @@ pub struct RubyBuilder {
 }
 
 impl RubyBuilder {
+    /// `values` must stay alive and GC-marked (by its owner) for as long as
+    /// the builder is used: builders live for one decode call of an owner
+    /// borrowed by that call.
     pub fn new(
-        holder: VALUE,
+        values: &ValueStack,
         opts: UnpackOptions,
         registry: Option<Arc<UnpackRegistry>>,
         source: Option<SharedSource>,
         read_reference_threshold: usize,
     ) -> Self {
         RubyBuilder {
-            holder,
-            cur: raw::NIL,
-            cur_idx: usize::MAX,
+            values,
             opts,
             registry,
             source,
@@ -66,40 +64,63 @@ impl RubyBuilder {
         }
     }
 
-    /// The container at holder index `idx`.
     #[inline(always)]
-    fn container(&mut self, idx: usize) -> VALUE {
-        if idx != self.cur_idx {
-            self.cur = raw::ary_entry(self.holder, idx);
-            self.cur_idx = idx;
+    fn values(&self) -> &ValueStack {
+        // SAFETY: see `new`: the owner outlives the builder.
+        unsafe { &*self.values }
+    }
+
+    /// Pops the values from `start` into a new Array.
+    #[inline]
+    fn make_array(&self, start: usize) -> VALUE {
+        let (ptr, n) = self.values().tail(start);
+        // SAFETY: `ptr..ptr+n` are initialized slots; the allocation may run
+        // the GC, which rewrites them in place (never moves them), and
+        // rb_ary_new_from_values copies them after allocating.
+        let ary = unsafe { rb_sys::rb_ary_new_from_values(n as _, ptr) };
+        self.values().truncate(start);
+        ary
+    }
+
+    /// Pops the key/value pairs from `start` into a new Hash.
+    fn make_hash(&self, start: usize) -> Result<VALUE, Fail> {
+        let h = raw::hash_new();
+        let (_, n) = self.values().tail(start);
+        let bulk = self.values().scan(start, |kv| {
+            kv.iter().step_by(2).all(|&k| raw::is_plain_key(k))
+        });
+        if bulk {
+            // Re-read the pointer: hash_new may have run the GC (slots are
+            // rewritten in place, but take no chances with stale copies).
+            let (ptr, n) = self.values().tail(start);
+            // SAFETY: `n` initialized slots (an even count: the decoder
+            // completes every entry before closing a map); plain keys hash
+            // and compare without running Ruby code, so this cannot raise.
+            unsafe { rb_sys::rb_hash_bulk_insert(n as _, ptr, h) };
+        } else {
+            let mut i = 0;
+            while i + 1 < n {
+                let (k, v) = (
+                    self.values().get(start + i),
+                    self.values().get(start + i + 1),
+                );
+                i += 2;
+                if raw::has_builtin_hash(k) {
+                    raw::hash_aset(h, k, v);
+                } else {
+                    // User-defined #hash/#eql? may raise: go through
+                    // magnus's protected call.
+                    // SAFETY: live objects held on the value stack.
+                    let (hv, kv, vv) =
+                        unsafe { (Value::from_raw(h), Value::from_raw(k), Value::from_raw(v)) };
+                    if let Some(hash) = RHash::from_value(hv) {
+                        hash.aset(kv, vv)?;
+                    }
+                }
+            }
         }
-        self.cur
-    }
-
-    /// The holder array (made on first use, so scalar-only messages
-    /// allocate nothing extra).
-    pub fn holder(&self) -> VALUE {
-        self.holder
-    }
-
-    #[inline(always)]
-    fn open(&mut self, container: VALUE) -> usize {
-        if self.holder == raw::NIL {
-            self.holder = raw::ary_new_capa(8);
-        }
-        let idx = raw::ary_len(self.holder);
-        raw::ary_push(self.holder, container);
-        self.cur = container;
-        self.cur_idx = idx;
-        idx
-    }
-
-    #[inline(always)]
-    fn close(&mut self, idx: usize) -> VALUE {
-        let v = self.container(idx);
-        raw::ary_truncate(self.holder, idx);
-        self.cur_idx = usize::MAX;
-        v
+        self.values().truncate(start);
+        Ok(h)
     }
 
     #[inline]
@@ -261,53 +282,39 @@ impl Builder for RubyBuilder {
 
     #[inline]
     fn array_begin(&mut self, _len: u32, capacity: usize) -> Result<usize, Fail> {
-        Ok(self.open(raw::ary_new_capa(capacity.min(PREALLOC_CAP))))
+        let start = self.values().len();
+        self.values().reserve(capacity.min(PREALLOC_CAP));
+        Ok(start)
     }
-    #[inline]
-    fn array_push(&mut self, array: &mut usize, v: VALUE) -> Result<(), Fail> {
-        let a = self.container(*array);
-        raw::ary_push(a, v);
+    #[inline(always)]
+    fn array_push(&mut self, _array: &mut usize, v: VALUE) -> Result<(), Fail> {
+        self.values().push(v);
         Ok(())
     }
     #[inline]
     fn array_end(&mut self, array: usize) -> Result<VALUE, Fail> {
-        let v = self.close(array);
+        let v = self.make_array(array);
         Ok(self.done(v))
     }
     #[inline]
-    fn map_begin(&mut self, _len: u32, _capacity: usize) -> Result<usize, Fail> {
-        let h = raw::hash_new();
-        let idx = self.open(h);
-        // The slot after a map holds its pending key.
-        raw::ary_push(self.holder, raw::NIL);
-        Ok(idx)
+    fn map_begin(&mut self, _len: u32, capacity: usize) -> Result<usize, Fail> {
+        let start = self.values().len();
+        self.values().reserve(2 * capacity.min(PREALLOC_CAP));
+        Ok(start)
     }
-    #[inline]
-    fn map_key(&mut self, map: &mut usize, k: VALUE) -> Result<(), Fail> {
-        raw::ary_store(self.holder, *map + 1, k);
+    #[inline(always)]
+    fn map_key(&mut self, _map: &mut usize, k: VALUE) -> Result<(), Fail> {
+        self.values().push(k);
         Ok(())
     }
-    #[inline]
-    fn map_value(&mut self, map: &mut usize, v: VALUE) -> Result<(), Fail> {
-        let h = self.container(*map);
-        let k = raw::ary_entry(self.holder, *map + 1);
-        if raw::has_builtin_hash(k) {
-            raw::hash_aset(h, k, v);
-        } else {
-            // User-defined #hash/#eql? may raise: go through magnus's
-            // protected call.
-            // SAFETY: live objects held in the holder array.
-            let (hv, kv, vv) =
-                unsafe { (Value::from_raw(h), Value::from_raw(k), Value::from_raw(v)) };
-            if let Some(hash) = RHash::from_value(hv) {
-                hash.aset(kv, vv)?;
-            }
-        }
+    #[inline(always)]
+    fn map_value(&mut self, _map: &mut usize, v: VALUE) -> Result<(), Fail> {
+        self.values().push(v);
         Ok(())
     }
     #[inline]
     fn map_end(&mut self, map: usize) -> Result<VALUE, Fail> {
-        let v = self.close(map);
+        let v = self.make_hash(map)?;
         Ok(self.done(v))
     }
 }

@@ -178,19 +178,17 @@ fn decode_string(
         string: src,
         base: bytes.as_ptr(),
     });
-    let mut b = RubyBuilder::new(
-        raw::NIL,
-        opts,
-        tables.map(|t| t.unpack.clone()),
-        source,
-        threshold,
-    );
+    let registry = tables.map(|t| t.unpack.clone());
     let mut pos = 0;
-    // The decoder stack is this Ractor's reusable scratch (memory.rs).
-    let r = crate::memory::with_unpack_scratch(limits, |dec| dec.decode(&mut b, bytes, &mut pos));
-    // Keep the source and the holder visibly alive (on the machine stack,
-    // where the GC looks) until decoding is over.
-    std::hint::black_box((src, b.holder()));
+    // The decoder and value stacks are this Ractor's reusable scratch
+    // (memory.rs).
+    let r = crate::memory::with_unpack_scratch(limits, |dec, values| {
+        let mut b = RubyBuilder::new(values, opts, registry, source, threshold);
+        dec.decode(&mut b, bytes, &mut pos)
+    });
+    // Keep the source visibly alive (on the machine stack, where the GC
+    // looks) until decoding is over.
+    std::hint::black_box(src);
     match r.map_err(Error::from)? {
         Step::Done(v) => {
             if pos < bytes.len() {

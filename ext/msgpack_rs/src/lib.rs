@@ -12,11 +12,13 @@ mod gc_ref;
 mod key_cache;
 mod mapped;
 mod memory;
+mod out_buf;
 mod pack_walk;
 mod packer;
 mod ractor;
 mod raw;
 mod unpacker;
+mod value_stack;
 
 use magnus::{prelude::*, Error, Ruby};
 

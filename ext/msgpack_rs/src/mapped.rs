@@ -22,10 +22,10 @@ use crate::builder::{RubyBuilder, UnpackOptions};
 use crate::errors::{self, ruby};
 use crate::ext_registry::UnpackRegistry;
 use crate::factory::Factory;
-use crate::gc_ref::GcRef;
 use crate::memory::{self, Compactable, Kind, Tracker};
 use crate::raw;
 use crate::unpacker::parse_limits;
+use crate::value_stack::ValueStack;
 use magnus::{
     function, method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue,
     DataTypeFunctions, Error, Exception, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
@@ -66,9 +66,8 @@ pub struct MappedUnpacker {
     dropped: Cell<usize>,
     /// Reused across objects (no malloc per object once warm).
     decoder: RefCell<StreamDecoder<RubyBuilder>>,
-    /// Ruby Array holding the containers under construction (reused; see
-    /// `Unpacker::holder` for why it has no write barrier).
-    holder: GcRef,
+    /// Values of the object being decoded (reused; see value_stack.rs).
+    values: ValueStack,
     skipper: RefCell<StreamDecoder<Skipper>>,
     opts: UnpackOptions,
     registry: Arc<UnpackRegistry>,
@@ -77,11 +76,11 @@ pub struct MappedUnpacker {
 impl DataTypeFunctions for MappedUnpacker {
     fn mark(&self, _: &magnus::gc::Marker) {
         self.registry.mark();
-        self.holder.mark();
+        self.values.mark();
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.registry.update_references();
-        self.holder.update();
+        self.values.update();
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -91,6 +90,7 @@ impl DataTypeFunctions for MappedUnpacker {
                 .try_borrow()
                 .map(|d| d.heap_size())
                 .unwrap_or(0)
+            + self.values.heap_size()
     }
 }
 
@@ -114,6 +114,7 @@ impl Compactable for MappedUnpacker {
         if let Ok(mut d) = self.decoder.try_borrow_mut() {
             if d.is_idle() {
                 d.shrink_to_fit();
+                self.values.shrink();
             }
         }
         if let Ok(mut s) = self.skipper.try_borrow_mut() {
@@ -307,7 +308,7 @@ impl MappedUnpacker {
             pos: Cell::new(0),
             dropped: Cell::new(0),
             decoder: RefCell::new(StreamDecoder::new(limits)),
-            holder: GcRef::nil(),
+            values: ValueStack::default(),
             skipper: RefCell::new(StreamDecoder::new(limits)),
             opts,
             registry,
@@ -360,10 +361,9 @@ impl MappedUnpacker {
             return Ok(Next::End);
         }
         let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
-        let holder = self.holder();
         // No shared source: every String is copied out of the mapping.
         let mut b = RubyBuilder::new(
-            holder,
+            &self.values,
             self.opts,
             Some(self.registry.clone()),
             None,
@@ -371,9 +371,6 @@ impl MappedUnpacker {
         );
         let mut pos = start;
         let r = dec.decode(&mut b, bytes, &mut pos);
-        // Keep the holder of in-flight containers visibly alive (on the
-        // machine stack, where the GC looks) until decoding is over.
-        std::hint::black_box(b.holder());
         match r {
             Ok(Step::Done(v)) => {
                 self.pos.set(pos);
@@ -382,12 +379,12 @@ impl MappedUnpacker {
             }
             Ok(Step::NeedMore) => {
                 dec.reset();
-                raw::ary_truncate(holder, 0);
+                self.values.truncate(0);
                 Ok(Next::Truncated)
             }
             Ok(Step::Deferred { ty, .. }) => {
                 dec.reset();
-                raw::ary_truncate(holder, 0);
+                self.values.truncate(0);
                 Err(errors::error(
                     errors::Kind::Unpack,
                     format!(
@@ -399,20 +396,10 @@ impl MappedUnpacker {
             Err(e) => {
                 // Like Unpacker: continue after the offending header.
                 self.pos.set(pos);
-                raw::ary_truncate(holder, 0);
+                self.values.truncate(0);
                 Err(Error::from(e))
             }
         }
-    }
-
-    fn holder(&self) -> rb_sys::VALUE {
-        if self.holder.is_nil() {
-            let holder = raw::ary_new_capa(8);
-            // SAFETY: a live Array we just made; only changes GC bookkeeping.
-            unsafe { rb_sys::rb_gc_writebarrier_unprotect(holder) };
-            self.holder.set(holder);
-        }
-        self.holder.get()
     }
 
     fn truncated(&self, len: usize) -> Error {

@@ -42,6 +42,7 @@ use crate::errors::ruby;
 use crate::mapped::MappedUnpacker;
 use crate::packer::Packer;
 use crate::unpacker::Unpacker;
+use crate::value_stack::ValueStack;
 use magnus::{
     function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
     DataTypeFunctions, Error, RModule, Ruby, Value,
@@ -120,6 +121,7 @@ struct RegistryHolder(Arc<Registry>);
 /// Resolves the wrapper's Ruby class now (see `lib.rs`).
 pub(crate) fn resolve_classes(ruby: &magnus::Ruby) {
     let _ = <RegistryHolder as magnus::TypedData>::class(ruby);
+    let _ = <UnpackScratch as magnus::TypedData>::class(ruby);
 }
 
 /// The calling Ractor's registry; made on first use when `create`.
@@ -231,12 +233,45 @@ impl Compactable for Buffer {
     }
 }
 
-/// The decoder stack `MessagePack.unpack` / `Factory#load` reuse, one per
-/// Ractor (Ractor-local storage; never shared), so decoding a String
-/// allocates nothing but the Ruby objects it returns.
-#[magnus::wrap(class = "MessagePack::Memory::Scratch", free_immediately, size)]
+/// The decoder stack and value stack `MessagePack.unpack` / `Factory#load`
+/// reuse, one per Ractor (Ractor-local storage; never shared), so decoding
+/// a String allocates nothing but the Ruby objects it returns.
+#[derive(magnus::TypedData)]
+#[magnus(
+    class = "MessagePack::Memory::Scratch",
+    mark,
+    compact,
+    free_immediately,
+    size
+)]
 struct UnpackScratch {
     decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    values: ValueStack,
+}
+
+impl magnus::DataTypeFunctions for UnpackScratch {
+    fn mark(&self, _: &magnus::gc::Marker) {
+        self.values.mark();
+    }
+    fn compact(&self, _: &magnus::gc::Compactor) {
+        self.values.update();
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.values.heap_size()
+            + self
+                .decoder
+                .try_borrow()
+                .map(|d| d.heap_size())
+                .unwrap_or(0)
+    }
+}
+
+fn new_scratch() -> Obj<UnpackScratch> {
+    ruby().obj_wrap(UnpackScratch {
+        decoder: RefCell::new(StreamDecoder::default()),
+        values: ValueStack::default(),
+    })
 }
 
 fn unpack_scratch(create: bool) -> Option<Obj<UnpackScratch>> {
@@ -250,37 +285,42 @@ fn unpack_scratch(create: bool) -> Option<Obj<UnpackScratch>> {
     if !create {
         return None;
     }
-    let s = ruby().obj_wrap(UnpackScratch {
-        decoder: RefCell::new(StreamDecoder::default()),
-    });
+    let s = new_scratch();
     // SAFETY: storing a live object under our key (the VM marks it).
     unsafe { rb_sys::rb_ractor_local_storage_value_set(key, s.as_raw()) };
     Some(s)
 }
 
-/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`), or
-/// with a fresh one when it is in use further up the stack (an ext
-/// callback unpacking a nested String).
+/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`) and
+/// value stack, or with fresh ones when they are in use further up the
+/// stack (an ext callback unpacking a nested String).
 pub fn with_unpack_scratch<R>(
     limits: Limits,
-    f: impl FnOnce(&mut StreamDecoder<RubyBuilder>) -> R,
+    f: impl FnOnce(&mut StreamDecoder<RubyBuilder>, &ValueStack) -> R,
 ) -> R {
-    let scratch = unpack_scratch(true);
-    let guard = scratch
-        .as_ref()
-        .and_then(|s| s.decoder.try_borrow_mut().ok());
-    match guard {
-        Some(mut dec) => {
-            dec.reset();
-            dec.set_limits(limits);
-            let r = f(&mut dec);
-            // Partial frames (after NeedMore or a deferred ext) hold only
-            // indices; drop them, keep the allocation.
-            dec.reset();
-            r
-        }
-        None => f(&mut StreamDecoder::new(limits)),
-    }
+    let shared = unpack_scratch(true);
+    let scratch = match shared {
+        Some(s) if s.decoder.try_borrow_mut().is_ok() => s,
+        // In use further up the stack: a fresh one for this call (alive
+        // while it runs: `scratch` is on the machine stack).
+        _ => new_scratch(),
+    };
+    let Ok(mut dec) = scratch.decoder.try_borrow_mut() else {
+        // Unreachable (checked above, or fresh); decode with a throwaway.
+        let values = ValueStack::default();
+        return f(&mut StreamDecoder::new(limits), &values);
+    };
+    dec.reset();
+    dec.set_limits(limits);
+    let base = scratch.values.len();
+    let r = f(&mut dec, &scratch.values);
+    // Partial frames (after NeedMore, an error or a deferred ext) hold only
+    // indices; drop them and their values, keep the allocations.
+    dec.reset();
+    scratch.values.truncate(base);
+    drop(dec);
+    std::hint::black_box(scratch.as_raw());
+    r
 }
 
 /// Gives back the scratch decoder's memory (unless it is in use).
@@ -291,11 +331,12 @@ fn compact_unpack_scratch() -> (usize, usize) {
     let Ok(mut dec) = s.decoder.try_borrow_mut() else {
         return (0, 0);
     };
-    let before = dec.heap_size();
+    let before = dec.heap_size() + s.values.heap_size();
     if dec.is_idle() {
         dec.shrink_to_fit();
+        s.values.shrink();
     }
-    (before, dec.heap_size())
+    (before, dec.heap_size() + s.values.heap_size())
 }
 
 /// A `MessagePack::CompactReport`.

@@ -1,16 +1,19 @@
 //! The packing walk: turns a Ruby object graph into MessagePack bytes.
 //!
-//! Type dispatch uses the raw object header (no magnus conversions), and
-//! the output vector is borrowed only between calls into Ruby, so user code
-//! (`to_msgpack(packer)`, ext packers) can write into the same packer.
+//! Type dispatch uses the raw object header (no magnus conversions). The
+//! walker takes the packer's output vector for the whole walk and writes to
+//! it directly; before any call that can run Ruby code (`to_msgpack`, ext
+//! packers, transcoding) it hands the vector back, so user code writing to
+//! the same packer appends in order, and takes it again afterwards.
 use crate::errors;
+use crate::out_buf::OutBuf;
 use crate::packer::Packer;
 use crate::raw;
 use magnus::{
     prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer, RArray,
     RHash, RString, Symbol, Value,
 };
-use msgpack_rs_core::encode;
+use msgpack_rs_core::encode::{self, Sink};
 use rb_sys::{ruby_value_type::*, VALUE};
 use std::os::raw::c_int;
 
@@ -22,30 +25,131 @@ const MAX_PACK_DEPTH: usize = 4096;
 pub struct Walker<'a> {
     p: &'a Packer,
     me: Value,
+    /// The packer's output tail while the walker holds it (see module docs).
+    out: OutBuf,
+    /// Packer settings read once per walk (user code cannot change them
+    /// mid-walk: they are set by `initialize`/`reconfigure` only).
+    compat: bool,
+    reference_threshold: usize,
+    enc: raw::EncIndexes,
+}
+
+impl Drop for Walker<'_> {
+    fn drop(&mut self) {
+        // Errors end the walk too: what was written stays in the packer.
+        let _ = self.p.give_back_tail(std::mem::take(&mut self.out.0));
+    }
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(p: &'a Packer, me: Value) -> Self {
-        Walker { p, me }
+    pub fn new(p: &'a Packer, me: Value) -> Result<Self, Error> {
+        Ok(Walker {
+            p,
+            me,
+            out: OutBuf(p.take_tail()?),
+            compat: p.compat(),
+            reference_threshold: p.buffer_core().write_reference_threshold(),
+            enc: raw::enc_indexes(),
+        })
     }
 
-    pub fn write_value(&self, obj: Value, depth: usize) -> Result<(), Error> {
+    /// Runs `f` (which may run Ruby code and write to the packer) with the
+    /// output handed back to the packer.
+    fn synced<R>(&mut self, f: impl FnOnce(&Packer) -> Result<R, Error>) -> Result<R, Error> {
+        self.p.give_back_tail(std::mem::take(&mut self.out.0))?;
+        let r = f(self.p);
+        self.out = OutBuf(self.p.take_tail()?);
+        r
+    }
+
+    /// Writes the objects that need no Ruby call, no allocation and no ext
+    /// lookup (nil, booleans, Fixnums, Floats, plain Strings in UTF-8,
+    /// US-ASCII or binary below the reference threshold). Returns false,
+    /// having written nothing, for anything else. Callers rely on it never
+    /// running Ruby code or the GC.
+    #[inline(always)]
+    fn write_simple(&mut self, v: VALUE) -> bool {
+        if rb_sys::SPECIAL_CONST_P(v) {
+            if rb_sys::FIXNUM_P(v) {
+                // SAFETY: checked Fixnum.
+                let i = unsafe { rb_sys::FIX2LONG(v) } as i64;
+                encode::write_int(&mut self.out, i);
+            } else if rb_sys::FLONUM_P(v) {
+                // SAFETY: checked Flonum (decoded inline, no call).
+                let f = unsafe { rb_sys::NUM2DBL(v) };
+                encode::write_f64(&mut self.out, f);
+            } else if v == raw::NIL {
+                encode::write_nil(&mut self.out);
+            } else if v == raw::TRUE || v == raw::FALSE {
+                encode::write_bool(&mut self.out, v == raw::TRUE);
+            } else {
+                return false;
+            }
+            return true;
+        }
+        let klass = raw::class_of(v);
+        if klass == string_class() {
+            let enc = raw::enc_index(v);
+            let binary = enc == self.enc.binary;
+            if !(binary || enc == self.enc.utf8 || enc == self.enc.usascii) {
+                return false;
+            }
+            // SAFETY: bytes of a live String, copied before any Ruby call.
+            let bytes = unsafe { raw::str_bytes(v) };
+            if bytes.len() > self.reference_threshold || bytes.len() > u32::MAX as usize {
+                return false;
+            }
+            let len = bytes.len() as u32;
+            self.out.reserve(bytes.len() + 5);
+            if binary && !self.compat {
+                encode::write_bin_header(&mut self.out, len);
+            } else {
+                encode::write_str_header(&mut self.out, len, self.compat);
+            }
+            self.out.put_slice(bytes);
+            return true;
+        }
+        if klass == float_class() {
+            // SAFETY: a heap Float (no call beyond reading its value).
+            let f = unsafe { rb_sys::rb_float_value(v) };
+            encode::write_f64(&mut self.out, f);
+            return true;
+        }
+        false
+    }
+
+    #[inline(always)]
+    pub fn write_value(&mut self, obj: Value, depth: usize) -> Result<(), Error> {
+        if self.write_simple(obj.as_raw()) {
+            return Ok(());
+        }
+        self.write_general(obj, depth)
+    }
+
+    /// Everything [`Walker::write_simple`] leaves out.
+    #[inline(never)]
+    fn write_general(&mut self, obj: Value, depth: usize) -> Result<(), Error> {
         let v = obj.as_raw();
         if rb_sys::SPECIAL_CONST_P(v) {
             if v == raw::NIL {
-                return self.p.out(encode::write_nil);
+                encode::write_nil(&mut self.out);
+                return Ok(());
             } else if v == raw::TRUE {
-                return self.p.out(|o| encode::write_bool(o, true));
+                encode::write_bool(&mut self.out, true);
+                return Ok(());
             } else if v == raw::FALSE {
-                return self.p.out(|o| encode::write_bool(o, false));
+                encode::write_bool(&mut self.out, false);
+                return Ok(());
             } else if rb_sys::FIXNUM_P(v) {
                 // SAFETY: checked Fixnum.
                 let i = unsafe { rb_sys::FIX2LONG(v) } as i64;
-                return self.p.out(|o| encode::write_int(o, i));
+                encode::write_int(&mut self.out, i);
+                return Ok(());
             } else if rb_sys::FLONUM_P(v) {
                 // SAFETY: checked Flonum.
                 let f = unsafe { rb_sys::NUM2DBL(v) };
-                return self.p.out(|o| encode::write_f64(o, f));
+                encode::write_f64(&mut self.out, f);
+                return Ok(());
             } else if rb_sys::STATIC_SYM_P(v) {
                 if let Some(sym) = Symbol::from_value(obj) {
                     return self.write_symbol(sym);
@@ -66,7 +170,7 @@ impl<'a> Walker<'a> {
             RUBY_T_STRING => {
                 if raw::class_of(v) != string_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, hit);
+                        return self.write_ext(obj, hit);
                     }
                 }
                 match RString::from_value(obj) {
@@ -77,7 +181,7 @@ impl<'a> Walker<'a> {
             RUBY_T_ARRAY => {
                 if raw::class_of(v) != array_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, hit);
+                        return self.write_ext(obj, hit);
                     }
                 }
                 match RArray::from_value(obj) {
@@ -88,7 +192,7 @@ impl<'a> Walker<'a> {
             RUBY_T_HASH => {
                 if raw::class_of(v) != hash_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
-                        return self.p.write_registered_ext(self.me, obj, hit);
+                        return self.write_ext(obj, hit);
                     }
                 }
                 match RHash::from_value(obj) {
@@ -99,7 +203,8 @@ impl<'a> Walker<'a> {
             RUBY_T_FLOAT => {
                 // SAFETY: checked Float.
                 let f = unsafe { rb_sys::NUM2DBL(v) };
-                self.p.out(|o| encode::write_f64(o, f))
+                encode::write_f64(&mut self.out, f);
+                Ok(())
             }
             RUBY_T_BIGNUM => match Integer::from_value(obj) {
                 Some(i) => self.write_integer(i),
@@ -113,49 +218,60 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Ext lookup, then `obj.to_msgpack(packer)`.
-    fn write_other(&self, obj: Value, _depth: usize) -> Result<(), Error> {
-        if let Some(hit) = self.p.lookup_ext(obj) {
-            return self.p.write_registered_ext(self.me, obj, hit);
-        }
-        let _: Value = obj.funcall("to_msgpack", (self.me,))?;
-        Ok(())
+    /// `obj` through its registered ext packer.
+    fn write_ext(&mut self, obj: Value, hit: crate::packer::ExtHit) -> Result<(), Error> {
+        let me = self.me;
+        self.synced(|p| p.write_registered_ext(me, obj, hit))
     }
 
-    pub fn write_integer(&self, i: Integer) -> Result<(), Error> {
+    /// Ext lookup, then `obj.to_msgpack(packer)`.
+    fn write_other(&mut self, obj: Value, _depth: usize) -> Result<(), Error> {
+        if let Some(hit) = self.p.lookup_ext(obj) {
+            return self.write_ext(obj, hit);
+        }
+        let me = self.me;
+        self.synced(|_| {
+            let _: Value = obj.funcall("to_msgpack", (me,))?;
+            Ok(())
+        })
+    }
+
+    pub fn write_integer(&mut self, i: Integer) -> Result<(), Error> {
         let v = i.as_raw();
         if rb_sys::FIXNUM_P(v) {
             // SAFETY: checked Fixnum.
             let n = unsafe { rb_sys::FIX2LONG(v) } as i64;
-            return self.p.out(|o| encode::write_int(o, n));
+            encode::write_int(&mut self.out, n);
+            return Ok(());
         }
-        // SAFETY: a Bignum.
-        let positive = unsafe { rb_sys::RBIGNUM_POSITIVE_P(v) };
-        if positive {
-            if let Ok(u) = i.to_u64() {
-                return self.p.out(|o| encode::write_uint(o, u));
+        let negative = match raw::bignum_to_64(v) {
+            Ok(Ok(u)) => {
+                encode::write_uint(&mut self.out, u);
+                return Ok(());
             }
-        } else if let Ok(n) = i.to_i64() {
             // msgpack-ruby quirk kept for byte compatibility: with an
             // oversized-integer ext registered, -2**63 goes through the ext.
-            if !(n == i64::MIN && self.p.has_bigint_ext()) {
-                return self.p.out(|o| encode::write_int(o, n));
+            Ok(Err(n)) if !(n == i64::MIN && self.p.has_bigint_ext()) => {
+                encode::write_int(&mut self.out, n);
+                return Ok(());
             }
-        }
+            Ok(Err(_)) => true,
+            Err(negative) => negative,
+        };
         if self.p.has_bigint_ext() {
             if let Some(hit) = self.p.lookup_ext(i.as_value()) {
-                return self.p.write_registered_ext(self.me, i.as_value(), hit);
+                return self.write_ext(i.as_value(), hit);
             }
         }
-        Err(errors::range_error(if positive {
-            "bignum too big to convert into `unsigned long long'"
-        } else {
+        Err(errors::range_error(if negative {
             "bignum too big to convert into `long long'"
+        } else {
+            "bignum too big to convert into `unsigned long long'"
         }))
     }
 
     #[inline(always)]
-    pub fn write_rstring(&self, s: RString) -> Result<(), Error> {
+    pub fn write_rstring(&mut self, s: RString) -> Result<(), Error> {
         let v = s.as_raw();
         let enc = raw::enc_index(v);
         let known = raw::enc_indexes();
@@ -170,39 +286,38 @@ impl<'a> Walker<'a> {
         {
             return self.write_body(s, compat, false);
         }
-        let converted: Value = s.funcall("encode", ("UTF-8",))?;
-        self.write_body(RString::try_convert(converted)?, compat, false)
+        let converted = self.synced(|_| {
+            let c: Value = s.funcall("encode", ("UTF-8",))?;
+            RString::try_convert(c)
+        })?;
+        self.write_body(converted, compat, false)
     }
 
-    /// Header and bytes of a str (or, `binary`, a bin) in one buffer visit
-    /// unless the body is long enough to be referenced instead of copied.
+    /// Header and bytes of a str (or, `binary`, a bin), unless the body is
+    /// long enough to be referenced instead of copied.
     #[inline(always)]
-    fn write_body(&self, s: RString, compat: bool, binary: bool) -> Result<(), Error> {
+    fn write_body(&mut self, s: RString, compat: bool, binary: bool) -> Result<(), Error> {
         // SAFETY: bytes of a live String; no Ruby call while they are used.
         let bytes = unsafe { raw::str_bytes(s.as_raw()) };
         let len = len32(bytes.len())?;
-        let header = |o: &mut Vec<u8>| {
-            if binary && !compat {
-                encode::write_bin_header(o, len)
-            } else {
-                encode::write_str_header(o, len, compat)
-            }
-        };
-        if bytes.len() > self.p.buffer_core().write_reference_threshold() {
-            self.p.out(header)?;
-            return self.p.put_body(s.as_value(), bytes);
+        let o = &mut self.out;
+        o.reserve(bytes.len() + 5);
+        if binary && !compat {
+            encode::write_bin_header(o, len)
+        } else {
+            encode::write_str_header(o, len, compat)
         }
-        self.p.out(|o| {
-            o.reserve(bytes.len() + 5);
-            header(o);
-            o.extend_from_slice(bytes);
-        })
+        if bytes.len() > self.p.buffer_core().write_reference_threshold() {
+            return self.synced(|p| p.put_body(s.as_value(), bytes));
+        }
+        self.out.put_slice(bytes);
+        Ok(())
     }
 
-    pub fn write_symbol(&self, sym: Symbol) -> Result<(), Error> {
+    pub fn write_symbol(&mut self, sym: Symbol) -> Result<(), Error> {
         if self.p.has_symbol_ext() {
             if let Some(hit) = self.p.lookup_ext(sym.as_value()) {
-                return self.p.write_registered_ext(self.me, sym.as_value(), hit);
+                return self.write_ext(sym.as_value(), hit);
             }
         }
         // SAFETY: Symbol#name as a frozen String.
@@ -214,36 +329,52 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub fn write_array(&self, a: RArray, depth: usize) -> Result<(), Error> {
+    pub fn write_array(&mut self, a: RArray, depth: usize) -> Result<(), Error> {
         if depth >= MAX_PACK_DEPTH {
             return Err(stack_too_deep());
         }
         let len = len32(a.len())?;
-        self.p.out(|o| encode::write_array_header(o, len))?;
+        // Every element takes at least a byte.
+        self.out.reserve(len as usize + 5);
+        encode::write_array_header(&mut self.out, len);
         let ary = a.as_raw();
+        let len = len as usize;
         let mut i = 0usize;
-        // Re-read the length each time: user code (to_msgpack) may change it.
-        // SAFETY: `ary` is a live Array and `i` is within its current length.
-        while i < len as usize && i < unsafe { rb_sys::RARRAY_LEN(ary) } as usize {
-            let v = unsafe { rb_sys::RARRAY_AREF(ary, i as isize) };
-            i += 1;
-            // SAFETY: an element of a live Array.
-            self.write_value(unsafe { Value::from_raw(v) }, depth + 1)?;
+        'runs: while i < len {
+            // Re-read the elements after anything that may have run Ruby
+            // code or the GC: user code (to_msgpack) may change the Array,
+            // and the GC may move its elements (transient heap).
+            // SAFETY: `ary` is a live Array.
+            let (ptr, now) = unsafe { (rb_sys::RARRAY_CONST_PTR(ary), rb_sys::RARRAY_LEN(ary)) };
+            let end = len.min(now as usize);
+            while i < end {
+                // SAFETY: `i < end <= RARRAY_LEN`, and nothing since the read
+                // above ran Ruby code or the GC (write_simple never does).
+                let v = unsafe { *ptr.add(i) };
+                i += 1;
+                if !self.write_simple(v) {
+                    // SAFETY: an element of a live Array.
+                    self.write_general(unsafe { Value::from_raw(v) }, depth + 1)?;
+                    continue 'runs;
+                }
+            }
+            break;
         }
         // Elements removed while packing: keep the output well-formed.
-        while i < len as usize {
-            self.p.out(encode::write_nil)?;
+        while i < len {
+            encode::write_nil(&mut self.out);
             i += 1;
         }
         Ok(())
     }
 
-    pub fn write_hash(&self, h: RHash, depth: usize) -> Result<(), Error> {
+    pub fn write_hash(&mut self, h: RHash, depth: usize) -> Result<(), Error> {
         if depth >= MAX_PACK_DEPTH {
             return Err(stack_too_deep());
         }
         let len = len32(h.len())?;
-        self.p.out(|o| encode::write_map_header(o, len))?;
+        self.out.reserve(2 * len as usize + 5);
+        encode::write_map_header(&mut self.out, len);
         let mut ctx = HashCtx {
             walker: self,
             depth: depth + 1,
@@ -286,8 +417,14 @@ fn hash_class() -> VALUE {
     unsafe { rb_sys::rb_cHash }
 }
 
+#[inline(always)]
+fn float_class() -> VALUE {
+    // SAFETY: reading a VM global set at boot (see above).
+    unsafe { rb_sys::rb_cFloat }
+}
+
 struct HashCtx<'w, 'a> {
-    walker: &'w Walker<'a>,
+    walker: &'w mut Walker<'a>,
     depth: usize,
     err: Option<Error>,
 }

@@ -206,7 +206,7 @@ impl Packer {
     /// `write(obj)` without returning self.
     pub fn write_top(rb_self: Obj<Self>, obj: Value) -> Result<(), Error> {
         let me = rb_self.as_value();
-        rb_self.walker(me).write_value(obj, 0)?;
+        rb_self.walker(me)?.write_value(obj, 0)?;
         rb_self.maybe_flush()
     }
 
@@ -237,10 +237,32 @@ impl Packer {
     pub fn out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Error> {
         match self.buf.queue.try_borrow_mut() {
             Ok(mut q) => Ok(f(q.tail())),
-            Err(_) => Err(errors::error(
-                errors::Kind::Unpack,
-                "Packer buffer is in use (re-entrant call)",
-            )),
+            Err(_) => Err(busy_output()),
+        }
+    }
+
+    /// Takes the output tail for a [`Walker`] to write to directly.
+    pub fn take_tail(&self) -> Result<Vec<u8>, Error> {
+        match self.buf.queue.try_borrow_mut() {
+            Ok(mut q) => Ok(std::mem::take(q.tail())),
+            Err(_) => Err(busy_output()),
+        }
+    }
+
+    /// Puts back the tail taken by [`Packer::take_tail`] (anything written
+    /// meanwhile went to a fresh, empty tail, which this replaces).
+    pub fn give_back_tail(&self, tail: Vec<u8>) -> Result<(), Error> {
+        match self.buf.queue.try_borrow_mut() {
+            Ok(mut q) => {
+                let fresh = std::mem::replace(q.tail(), tail);
+                // Written while the walker held the tail: only possible if
+                // a Ruby callback ran without a hand-back; keep it in order.
+                if !fresh.is_empty() {
+                    q.tail().extend_from_slice(&fresh);
+                }
+                Ok(())
+            }
+            Err(_) => Err(busy_output()),
         }
     }
 
@@ -372,7 +394,7 @@ impl Packer {
         Ok(())
     }
 
-    fn walker<'a>(&'a self, me: Value) -> Walker<'a> {
+    fn walker<'a>(&'a self, me: Value) -> Result<Walker<'a>, Error> {
         Walker::new(self, me)
     }
 
@@ -380,7 +402,7 @@ impl Packer {
 
     fn write(rb_self: Obj<Self>, obj: Value) -> Result<Obj<Self>, Error> {
         let me = rb_self.as_value();
-        rb_self.walker(me).write_value(obj, 0)?;
+        rb_self.walker(me)?.write_value(obj, 0)?;
         rb_self.maybe_flush()?;
         Ok(rb_self)
     }
@@ -405,7 +427,7 @@ impl Packer {
             return Err(wrong_type(v, "Integer"));
         };
         let me = rb_self.as_value();
-        rb_self.walker(me).write_integer(i)?;
+        rb_self.walker(me)?.write_integer(i)?;
         rb_self.maybe_flush()?;
         Ok(rb_self)
     }
@@ -435,7 +457,7 @@ impl Packer {
             return Err(wrong_type(v, "String"));
         };
         let me = rb_self.as_value();
-        rb_self.walker(me).write_rstring(s)?;
+        rb_self.walker(me)?.write_rstring(s)?;
         rb_self.maybe_flush()?;
         Ok(rb_self)
     }
@@ -474,7 +496,7 @@ impl Packer {
             return Err(wrong_type(v, "Symbol"));
         };
         let me = rb_self.as_value();
-        rb_self.walker(me).write_symbol(sym)?;
+        rb_self.walker(me)?.write_symbol(sym)?;
         Ok(rb_self)
     }
 
@@ -483,7 +505,7 @@ impl Packer {
             return Err(wrong_type(v, "Array"));
         };
         let me = rb_self.as_value();
-        rb_self.walker(me).write_array(a, 0)?;
+        rb_self.walker(me)?.write_array(a, 0)?;
         rb_self.maybe_flush()?;
         Ok(rb_self)
     }
@@ -493,7 +515,7 @@ impl Packer {
             return Err(wrong_type(v, "Hash"));
         };
         let me = rb_self.as_value();
-        rb_self.walker(me).write_hash(h, 0)?;
+        rb_self.walker(me)?.write_hash(h, 0)?;
         rb_self.maybe_flush()?;
         Ok(rb_self)
     }
@@ -683,6 +705,13 @@ fn header_count(n: Value) -> Result<u32, Error> {
         )));
     }
     Ok(i as u32)
+}
+
+fn busy_output() -> Error {
+    errors::error(
+        errors::Kind::Unpack,
+        "Packer buffer is in use (re-entrant call)",
+    )
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {

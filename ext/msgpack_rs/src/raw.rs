@@ -8,7 +8,7 @@ use rb_sys::{
     special_consts::{Qfalse, Qnil, Qtrue},
     VALUE,
 };
-use std::os::raw::c_long;
+use std::os::raw::{c_int, c_long};
 
 pub const NIL: VALUE = Qnil as VALUE;
 pub const TRUE: VALUE = Qtrue as VALUE;
@@ -178,14 +178,6 @@ pub fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
 }
 
 #[inline]
-pub fn ary_truncate(ary: VALUE, len: usize) {
-    // SAFETY: `ary` is a live, unfrozen Array we own.
-    unsafe {
-        rb_sys::rb_ary_resize(ary, clong(len));
-    }
-}
-
-#[inline]
 pub fn hash_new() -> VALUE {
     // SAFETY: plain allocation.
     unsafe { rb_sys::rb_hash_new() }
@@ -226,6 +218,59 @@ pub fn has_builtin_hash(k: VALUE) -> bool {
     let exact_string =
         t == RUBY_T_STRING && unsafe { rb_sys::rb_obj_class(k) == rb_sys::rb_cString };
     exact_string || matches!(t, RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT)
+}
+
+/// A key `rb_hash_bulk_insert` may take as is: its hashing is built in and
+/// `Hash#[]=` would store it unchanged (a String key only if it is frozen;
+/// `[]=` stores a frozen copy of an unfrozen one).
+#[inline]
+pub fn is_plain_key(k: VALUE) -> bool {
+    use rb_sys::ruby_value_type::*;
+    if rb_sys::SPECIAL_CONST_P(k) {
+        return true;
+    }
+    // SAFETY: `k` is a live heap object.
+    match unsafe { rb_sys::RB_BUILTIN_TYPE(k) } {
+        RUBY_T_STRING => {
+            // SAFETY: the header flags of a live object, and a VM global
+            // set at boot.
+            let (flags, string) =
+                unsafe { ((*(k as *const rb_sys::RBasic)).flags, rb_sys::rb_cString) };
+            class_of(k) == string && flags & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE != 0
+        }
+        RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT => true,
+        _ => false,
+    }
+}
+
+/// A Bignum as `Ok(u64)` (non-negative) or `Ok(i64)` (negative) when it
+/// fits, or `Err(negative)` when it does not. Checks the size first
+/// (`rb_absint_size` only counts digits), so the conversion calls that
+/// follow cannot raise.
+#[inline]
+pub fn bignum_to_64(v: VALUE) -> Result<Result<u64, i64>, bool> {
+    // SAFETY: `v` is a live Bignum.
+    let negative = unsafe { rb_sys::RBIGNUM_NEGATIVE_P(v) };
+    let mut nlz: c_int = 0;
+    // SAFETY: as above; writes the leading-zero count of the top byte.
+    let bytes = unsafe { rb_sys::rb_absint_size(v, &mut nlz) };
+    if !negative {
+        if bytes > 8 {
+            return Err(false);
+        }
+        // SAFETY: |v| < 2**64, which rb_big2ull converts without raising.
+        return Ok(Ok(unsafe { rb_sys::rb_big2ull(v) } as u64));
+    }
+    // -2**63 <= v: below 8 bytes, or 8 bytes with a clear top bit, or
+    // exactly 2**63 in magnitude.
+    // SAFETY: as above.
+    let fits =
+        bytes < 8 || (bytes == 8 && (nlz > 0 || unsafe { rb_sys::rb_absint_singlebit_p(v) } != 0));
+    if !fits {
+        return Err(true);
+    }
+    // SAFETY: -2**63 <= v < 0, which rb_big2ll converts without raising.
+    Ok(Err(unsafe { rb_sys::rb_big2ll(v) } as i64))
 }
 
 /// `CLASS_OF`: the singleton class when there is one.

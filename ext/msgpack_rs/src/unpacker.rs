@@ -7,6 +7,7 @@ use crate::ext_registry::{self, UnpackRegistry};
 use crate::gc_ref::GcRef;
 use crate::packer::split_io_options;
 use crate::raw;
+use crate::value_stack::ValueStack;
 use magnus::{
     method,
     prelude::*,
@@ -45,8 +46,8 @@ pub struct Unpacker {
     /// Plain data only (no Ruby objects), so it may stay borrowed while
     /// Ruby code runs during decoding.
     state: RefCell<DecodeState>,
-    /// Ruby Array holding the containers under construction.
-    holder: GcRef,
+    /// Values of the object being decoded (see value_stack.rs).
+    values: ValueStack,
     opts: Cell<UnpackOptions>,
     limits: Cell<Limits>,
     registry: RefCell<Arc<UnpackRegistry>>,
@@ -54,7 +55,7 @@ pub struct Unpacker {
     /// Recursive ext unpackers running (they read from this unpacker while
     /// an outer object is half built).
     nesting: Cell<u32>,
-    /// Holder length owned by the outer objects of the current nesting
+    /// Value-stack length owned by the outer objects of the current nesting
     /// level: errors and resets inside an ext proc keep what is below it.
     nest_base: Cell<usize>,
     /// `reset` was called from inside a recursive ext proc: the outer
@@ -68,7 +69,7 @@ pub struct Unpacker {
 impl DataTypeFunctions for Unpacker {
     fn mark(&self, _: &magnus::gc::Marker) {
         self.buf.mark();
-        self.holder.mark();
+        self.values.mark();
         self.view.mark();
         if let Ok(r) = self.registry.try_borrow() {
             r.mark();
@@ -79,7 +80,7 @@ impl DataTypeFunctions for Unpacker {
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.buf.update_references();
-        self.holder.update();
+        self.values.update();
         self.view.update();
         if let Ok(r) = self.registry.try_borrow() {
             r.update_references();
@@ -91,6 +92,7 @@ impl DataTypeFunctions for Unpacker {
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.buf.heap_size()
+            + self.values.heap_size()
             + self
                 .state
                 .try_borrow()
@@ -191,41 +193,22 @@ impl Unpacker {
         rb_self.configure(args)
     }
 
-    fn holder(&self) -> rb_sys::VALUE {
-        if self.holder.is_nil() {
-            let holder = raw::ary_new_capa(8);
-            // A long-lived, write-barrier-protected Array turns old, and the
-            // GC then promotes everything stored into it at once: every
-            // partially decoded container would become old and wait for a
-            // major GC (RSS grows with streams of large messages). Without
-            // write barriers it never turns old, so what it holds ages
-            // normally, as under msgpack-ruby's T_DATA stack.
-            // SAFETY: a live Array we just made; only changes GC bookkeeping.
-            unsafe { rb_sys::rb_gc_writebarrier_unprotect(holder) };
-            self.holder.set(holder);
-        }
-        self.holder.get()
-    }
-
     fn reset_state(&self) {
         if let Ok(mut st) = self.state.try_borrow_mut() {
             st.decoder.reset();
             st.skipper.reset();
         }
-        if !self.holder.is_nil() {
-            raw::ary_truncate(self.holder.get(), self.nest_base.get());
-        }
+        self.values.truncate(self.nest_base.get());
     }
 
     /// One decode attempt on the front chunk.
     fn step(&self) -> Result<Step<rb_sys::VALUE>, Fail> {
-        let holder = self.holder();
         let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
         let q = self.buf.queue.try_borrow().map_err(|_| reentrant())?;
         let (bytes, start) = q.front_with_pos();
         let mut pos = start;
         let mut b = RubyBuilder::new(
-            holder,
+            &self.values,
             self.opts.get(),
             Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
             q.front_source(),
@@ -284,7 +267,7 @@ impl Unpacker {
 
     /// A recursive ext: its unpacker reads the following objects from this
     /// unpacker. The in-progress decoder is set aside meanwhile (its
-    /// containers stay in the holder, where the GC sees them).
+    /// values stay on the value stack, where the GC sees them).
     fn read_recursive_ext(&self, me: Value, ty: i8) -> Result<Option<Value>, Error> {
         let entry = self
             .registry
@@ -309,7 +292,7 @@ impl Unpacker {
             std::mem::replace(&mut st.decoder, StreamDecoder::new(inner_limits))
         };
         let saved_base = self.nest_base.get();
-        self.nest_base.set(raw::ary_len(self.holder()));
+        self.nest_base.set(self.values.len());
         self.nesting.set(self.nesting.get() + 1);
         let r = ext_registry::call_unpacker(
             entry.unpacker.get(),
@@ -346,10 +329,9 @@ impl Unpacker {
         } else {
             v.as_raw()
         };
-        let holder = self.holder();
         let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
         let mut b = RubyBuilder::new(
-            holder,
+            &self.values,
             self.opts.get(),
             Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
             None,
@@ -605,6 +587,10 @@ impl Unpacker {
             let before = st.decoder.heap_size();
             st.decoder.shrink_to_fit();
             n += before.saturating_sub(st.decoder.heap_size());
+            // Idle (not suspended inside a recursive ext): nothing in flight.
+            if st.decoder.is_idle() && self.nesting.get() == 0 {
+                n += self.values.shrink();
+            }
         }
         n
     }
