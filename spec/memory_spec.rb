@@ -13,6 +13,15 @@ require "base64"
 module MemSpec
   MIB = 1024 * 1024
   CHUNK = ("x" * 65_536).freeze # below the write-reference threshold: copied, not referenced
+
+  # Packs itself through a callback, which makes MessagePack.pack buffer its
+  # output in the Ractor's scratch packer (plain data is written straight
+  # into the returned String).
+  class Callback
+    def to_msgpack(packer)
+      packer.write("callback")
+    end
+  end
 end
 
 RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
@@ -157,10 +166,17 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
     end
 
     it "releases the Ractor's scratch packer that #dump and MessagePack.pack reuse" do
-      MessagePack.pack(Array.new(1024) { MemSpec::CHUNK })
+      MessagePack.pack([MemSpec::Callback.new] + Array.new(1024) { MemSpec::CHUNK })
       report = MessagePack::DefaultFactory.compact!
       expect(report.bytes_released).to be >= 60 * MemSpec::MIB
       expect(MessagePack.unpack(MessagePack.pack({ "a" => 1 }))).to eq({ "a" => 1 })
+    end
+
+    it "keeps nothing back after MessagePack.pack of plain data (it packs into the returned String)" do
+      packed = MessagePack.pack(Array.new(1024) { MemSpec::CHUNK })
+      expect(packed.bytesize).to be > 64 * MemSpec::MIB
+      expect(MessagePack::DefaultFactory.compact!.bytes_released).to be < MemSpec::MIB
+      expect(MessagePack.unpack(packed).size).to eq(1024)
     end
 
     it "works on a frozen factory" do

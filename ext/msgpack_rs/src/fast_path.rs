@@ -89,9 +89,10 @@ pub fn dump(factory: &Factory, obj: Value, args: &[Value]) -> Result<Value, Erro
         });
     };
     p.reconfigure(args)?;
-    let r = p.with_busy(|| Packer::write_top(p, obj));
+    let r = p.with_busy(|| Packer::dump_direct(p, obj));
     match r {
-        Ok(()) => p.take_output().map(|s| s.as_value()),
+        Ok(Some(s)) => Ok(s.as_value()),
+        Ok(None) => p.take_output().map(|s| s.as_value()),
         Err(e) => {
             p.discard_output();
             Err(e)

@@ -58,4 +58,5 @@ fn resolve_lazy_state(ruby: &Ruby) {
     let _ = mapped::MappedUnpacker::class(ruby);
     memory::resolve_classes(ruby);
     let _ = raw::enc_indexes();
+    raw::resolve_hash_iteration();
 }

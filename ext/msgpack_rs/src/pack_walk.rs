@@ -36,8 +36,11 @@ pub struct Walker<'a> {
 
 impl Drop for Walker<'_> {
     fn drop(&mut self) {
-        // Errors end the walk too: what was written stays in the packer.
-        let _ = self.p.give_back_tail(std::mem::take(&mut self.out.0));
+        // Errors end the walk too: what was written stays in the packer
+        // (a direct String is the fast path's own, discarded on error).
+        if !self.out.is_string() {
+            let _ = self.p.give_back_tail(self.out.take_vec());
+        }
     }
 }
 
@@ -46,19 +49,46 @@ impl<'a> Walker<'a> {
         Ok(Walker {
             p,
             me,
-            out: OutBuf(p.take_tail()?),
+            out: OutBuf::from_vec(p.take_tail()?),
             compat: p.compat(),
             reference_threshold: p.buffer_core().write_reference_threshold(),
             enc: raw::enc_indexes(),
         })
     }
 
+    /// A walker writing straight into a new String of `capacity` bytes
+    /// (see out_buf.rs), when the packer holds nothing yet; otherwise an
+    /// ordinary one. Long Strings are copied rather than referenced: the
+    /// output is one String either way.
+    pub fn new_direct(p: &'a Packer, me: Value, capacity: usize) -> Result<Self, Error> {
+        if !p.buffer_core().is_empty()? {
+            return Walker::new(p, me);
+        }
+        Ok(Walker {
+            p,
+            me,
+            out: OutBuf::new_string(capacity),
+            compat: p.compat(),
+            reference_threshold: usize::MAX,
+            enc: raw::enc_indexes(),
+        })
+    }
+
+    /// The output String of a direct walker that stayed direct; `None`
+    /// when the output is in the packer (Ruby callbacks ran).
+    pub fn finish(mut self) -> Option<RString> {
+        let s = self.out.take_string()?;
+        // SAFETY: a live String we made.
+        RString::from_value(unsafe { Value::from_raw(s) })
+    }
+
     /// Runs `f` (which may run Ruby code and write to the packer) with the
     /// output handed back to the packer.
     fn synced<R>(&mut self, f: impl FnOnce(&Packer) -> Result<R, Error>) -> Result<R, Error> {
-        self.p.give_back_tail(std::mem::take(&mut self.out.0))?;
+        // (A direct String turns into an ordinary packer buffer here.)
+        self.p.give_back_tail(self.out.take_vec())?;
         let r = f(self.p);
-        self.out = OutBuf(self.p.take_tail()?);
+        self.out = OutBuf::from_vec(self.p.take_tail()?);
         r
     }
 
@@ -375,6 +405,11 @@ impl<'a> Walker<'a> {
         let len = len32(h.len())?;
         self.out.reserve(2 * len as usize + 5);
         encode::write_map_header(&mut self.out, len);
+        if len as usize <= SMALL_HASH && depth < SMALL_HASH_MAX_DEPTH {
+            if let Some(foreach) = raw::hash_stlike_foreach() {
+                return self.write_small_hash(h, len as usize, depth, foreach);
+            }
+        }
         let mut ctx = HashCtx {
             walker: self,
             depth: depth + 1,
@@ -394,6 +429,72 @@ impl<'a> Walker<'a> {
             None => Ok(()),
         }
     }
+
+    /// The entries of a small Hash, copied out first (no Ruby code runs
+    /// while the table is walked), then written. The copies live in a
+    /// local array on the machine stack, where the GC finds (and pins)
+    /// them, so a `to_msgpack` that deletes entries cannot free an object
+    /// still to be written.
+    fn write_small_hash(
+        &mut self,
+        h: RHash,
+        len: usize,
+        depth: usize,
+        foreach: raw::StlikeForeachFn,
+    ) -> Result<(), Error> {
+        let mut pairs = SmallPairs {
+            kv: [raw::NIL; 2 * SMALL_HASH],
+            n: 0,
+        };
+        // SAFETY: `collect_pair` only copies into `pairs` (no Ruby code, no
+        // allocation) and stops when it is full.
+        unsafe {
+            foreach(
+                h.as_raw(),
+                Some(collect_pair),
+                &mut pairs as *mut SmallPairs as usize,
+            )
+        };
+        let n = pairs.n.min(len);
+        for i in 0..n {
+            let (k, v) = (pairs.kv[2 * i], pairs.kv[2 * i + 1]);
+            // SAFETY: entries of a live Hash, kept alive by `pairs`.
+            let (k, v) = unsafe { (Value::from_raw(k), Value::from_raw(v)) };
+            self.write_value(k, depth + 1)?;
+            self.write_value(v, depth + 1)?;
+        }
+        // Fewer entries than the header said (cannot happen: nothing ran
+        // in between): keep the output well-formed.
+        for _ in n..len {
+            encode::write_nil(&mut self.out);
+            encode::write_nil(&mut self.out);
+        }
+        std::hint::black_box(&pairs);
+        Ok(())
+    }
+}
+
+/// Hashes up to this many entries are packed through [`SmallPairs`].
+const SMALL_HASH: usize = 16;
+/// ...at nesting depths below this (bounding the extra stack per level).
+const SMALL_HASH_MAX_DEPTH: usize = 256;
+
+struct SmallPairs {
+    kv: [VALUE; 2 * SMALL_HASH],
+    n: usize,
+}
+
+unsafe extern "C" fn collect_pair(k: usize, v: usize, arg: usize) -> c_int {
+    // SAFETY: `arg` is the `SmallPairs` of `write_small_hash`, alive for
+    // the whole iteration.
+    let pairs = unsafe { &mut *(arg as *mut SmallPairs) };
+    if pairs.n >= SMALL_HASH {
+        return ST_STOP;
+    }
+    pairs.kv[2 * pairs.n] = k as VALUE;
+    pairs.kv[2 * pairs.n + 1] = v as VALUE;
+    pairs.n += 1;
+    ST_CONTINUE
 }
 
 // The core classes: VM globals set at boot and never changed. An object

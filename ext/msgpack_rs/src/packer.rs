@@ -46,6 +46,9 @@ pub struct Packer {
     busy: Cell<bool>,
     /// Which factory tables (address, generation) the registry came from.
     origin: Cell<(usize, u64)>,
+    /// Size of the last message `dump_direct` made: the next one's
+    /// starting capacity.
+    size_hint: Cell<usize>,
 }
 
 impl DataTypeFunctions for Packer {
@@ -201,6 +204,23 @@ impl Packer {
     pub fn reconfigure(&self, args: &[Value]) -> Result<(), Error> {
         self.buf.reset_options();
         self.configure(args)
+    }
+
+    /// `obj` packed straight into a new String (see out_buf.rs); `None`
+    /// when Ruby callbacks ran and the output is in the buffer instead
+    /// (`take_output` has it).
+    pub fn dump_direct(rb_self: Obj<Self>, obj: Value) -> Result<Option<RString>, Error> {
+        let me = rb_self.as_value();
+        // Room for the last message's size plus a little: a repeated shape
+        // fits without growing; a smaller one gives the rest back.
+        let hint = rb_self.size_hint.get().min(64 << 20);
+        let mut w = Walker::new_direct(&rb_self, me, hint + hint / 16 + 64)?;
+        w.write_value(obj, 0)?;
+        let out = w.finish();
+        if let Some(s) = &out {
+            rb_self.size_hint.set(s.len());
+        }
+        Ok(out)
     }
 
     /// `write(obj)` without returning self.

@@ -45,10 +45,36 @@ pub fn str_is_embedded(s: VALUE) -> bool {
     flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as VALUE) == 0
 }
 
+/// Where a String's encoding index lives in its flags word (Ruby's
+/// `ENCODING_SHIFT` / `ENCODING_MASK`; indexes of 127 and up are stored out
+/// of line).
+const ENC_SHIFT: u32 = 22;
+const ENC_INLINE_MAX: i32 = 127;
+
+/// A new UTF-8 String. Tags the fresh ASCII-8BIT String's encoding bits
+/// directly: `rb_utf8_str_new` goes through `rb_enc_associate_index`
+/// (three out-of-line calls and checks that cannot apply to a String made
+/// here), which was about a tenth of decoding string-heavy messages.
 #[inline]
 pub fn utf8_str(bytes: &[u8]) -> VALUE {
+    let utf8 = enc_indexes().utf8;
     // SAFETY: the pointer/length pair comes from a valid slice.
-    unsafe { rb_sys::rb_utf8_str_new(bytes.as_ptr() as *const _, clong(bytes.len())) }
+    let s = unsafe { rb_sys::rb_str_new(bytes.as_ptr() as *const _, clong(bytes.len())) };
+    if utf8 >= ENC_INLINE_MAX {
+        // SAFETY: a live String we just made.
+        unsafe { rb_sys::rb_enc_associate_index(s, utf8) };
+        return s;
+    }
+    // SAFETY: `s` is a String we just made and nothing else references:
+    // unfrozen, coderange unknown, encoding index 0 (ASCII-8BIT) in these
+    // bits. Replacing the index bits is what rb_enc_associate_index does for
+    // such a String.
+    unsafe {
+        let basic = s as *mut rb_sys::RBasic;
+        let mask = (ENC_INLINE_MAX as VALUE) << ENC_SHIFT;
+        (*basic).flags = ((*basic).flags & !mask) | ((utf8 as VALUE) << ENC_SHIFT);
+    }
+    s
 }
 
 #[inline]
@@ -273,6 +299,41 @@ pub fn bignum_to_64(v: VALUE) -> Result<Result<u64, i64>, bool> {
     Ok(Err(unsafe { rb_sys::rb_big2ll(v) } as i64))
 }
 
+/// `st_foreach`-style callback: key, value, argument.
+pub type PairCallback = unsafe extern "C" fn(usize, usize, usize) -> c_int;
+pub type StlikeForeachFn = unsafe extern "C" fn(VALUE, Option<PairCallback>, usize) -> c_int;
+
+static HASH_STLIKE_FOREACH: std::sync::OnceLock<Option<StlikeForeachFn>> =
+    std::sync::OnceLock::new();
+
+/// `rb_hash_stlike_foreach`: iterates a Hash's table without the
+/// `rb_ensure` frame (a setjmp) and iteration-level bookkeeping of
+/// `rb_hash_foreach`, which cost more than the entries of a small Hash.
+/// Exported by libruby since 2.7 but not in its public headers, so it is
+/// looked up at load time (see [`resolve_hash_iteration`]) and callers fall
+/// back to `rb_hash_foreach` without it. Only for callbacks that run no
+/// Ruby code and never touch the Hash.
+#[inline]
+pub fn hash_stlike_foreach() -> Option<StlikeForeachFn> {
+    HASH_STLIKE_FOREACH.get().copied().flatten()
+}
+
+/// Looks up `rb_hash_stlike_foreach` (at load, from the main Ractor).
+pub fn resolve_hash_iteration() {
+    HASH_STLIKE_FOREACH.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches
+        // the process, where libruby is loaded.
+        let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"rb_hash_stlike_foreach".as_ptr()) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: the symbol is `int rb_hash_stlike_foreach(VALUE,
+        // st_foreach_callback_func *, st_data_t)` (internal/hash.h), whose
+        // ABI this type matches.
+        Some(unsafe { std::mem::transmute::<*mut libc::c_void, StlikeForeachFn>(p) })
+    });
+}
+
 /// `CLASS_OF`: the singleton class when there is one.
 #[inline]
 pub fn class_of(v: VALUE) -> VALUE {
@@ -309,8 +370,8 @@ pub fn obj_class(v: VALUE) -> VALUE {
 pub fn enc_index(s: VALUE) -> i32 {
     // SAFETY: reading the flags word of a live heap object.
     let flags = unsafe { (*(s as *const rb_sys::RBasic)).flags };
-    let idx = ((flags >> 22) & 127) as i32;
-    if idx == 127 {
+    let idx = ((flags >> ENC_SHIFT) & ENC_INLINE_MAX as VALUE) as i32;
+    if idx == ENC_INLINE_MAX {
         // SAFETY: a live String whose index is stored out of line.
         unsafe { rb_sys::rb_enc_get_index(s) }
     } else {
