@@ -161,26 +161,3 @@ impl Sink for OutBuf {
         self.len += bytes.len();
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use msgpack_rs_core::encode;
-
-    #[test]
-    fn writes_like_a_vec() {
-        let mut fast = OutBuf::default();
-        let mut plain = Vec::new();
-        for v in [0i64, -1, -33, 200, -200, 70_000, -70_000, 1 << 40, i64::MIN] {
-            encode::write_int(&mut fast, v);
-            encode::write_int(&mut plain, v);
-        }
-        encode::write_f64(&mut fast, 1.5);
-        encode::write_f64(&mut plain, 1.5);
-        let big = vec![7u8; 10_000];
-        fast.put_slice(&big);
-        plain.put_slice(&big);
-        assert_eq!(fast.take_vec(), plain);
-        assert_eq!(fast.take_vec(), Vec::<u8>::new());
-    }
-}
