@@ -214,7 +214,7 @@ impl Packer {
         // Room for the last message's size plus a little: a repeated shape
         // fits without growing; a smaller one gives the rest back.
         let hint = rb_self.size_hint.get().min(64 << 20);
-        let mut w = Walker::new_direct(&rb_self, me, hint + hint / 16 + 64)?;
+        let mut w = Walker::new_direct(&rb_self, me, hint + hint / 32 + 64)?;
         w.write_value(obj, 0)?;
         let out = w.finish();
         if let Some(s) = &out {

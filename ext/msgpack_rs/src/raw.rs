@@ -45,36 +45,46 @@ pub fn str_is_embedded(s: VALUE) -> bool {
     flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as VALUE) == 0
 }
 
-/// Where a String's encoding index lives in its flags word (Ruby's
-/// `ENCODING_SHIFT` / `ENCODING_MASK`; indexes of 127 and up are stored out
-/// of line).
-const ENC_SHIFT: u32 = 22;
-const ENC_INLINE_MAX: i32 = 127;
+/// Where a String's encoding index lives in its flags word (indexes of
+/// `RUBY_ENCODING_INLINE_MAX` and up are stored out of line).
+const ENC_SHIFT: u32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_SHIFT as u32;
+const ENC_INLINE_MAX: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_INLINE_MAX as i32;
 
-/// A new UTF-8 String. Tags the fresh ASCII-8BIT String's encoding bits
-/// directly: `rb_utf8_str_new` goes through `rb_enc_associate_index`
-/// (three out-of-line calls and checks that cannot apply to a String made
-/// here), which was about a tenth of decoding string-heavy messages.
+/// Sets the encoding of a String made here to `idx`, with its coderange
+/// unknown (rescanned by Ruby when needed). For such a String that is what
+/// `rb_enc_associate_index` does, minus three out-of-line calls and checks
+/// that cannot apply, which were about a tenth of decoding string-heavy
+/// messages.
+///
+/// # Safety
+/// `s` must be a live, unfrozen String this code just made and nothing else
+/// references yet.
 #[inline]
-pub fn utf8_str(bytes: &[u8]) -> VALUE {
-    let utf8 = enc_indexes().utf8;
-    // SAFETY: the pointer/length pair comes from a valid slice.
-    let s = unsafe { rb_sys::rb_str_new(bytes.as_ptr() as *const _, clong(bytes.len())) };
-    if utf8 >= ENC_INLINE_MAX {
-        // SAFETY: a live String we just made.
-        unsafe { rb_sys::rb_enc_associate_index(s, utf8) };
-        return s;
+unsafe fn tag_fresh_string(s: VALUE, idx: i32) {
+    if !(0..ENC_INLINE_MAX).contains(&idx) {
+        // SAFETY: per the contract.
+        unsafe { rb_sys::rb_enc_associate_index(s, idx) };
+        return;
     }
-    // SAFETY: `s` is a String we just made and nothing else references:
-    // unfrozen, coderange unknown, encoding index 0 (ASCII-8BIT) in these
-    // bits. Replacing the index bits is what rb_enc_associate_index does for
-    // such a String.
+    let enc_mask = rb_sys::ruby_encoding_consts::RUBY_ENCODING_MASK as VALUE;
+    let cr_mask = rb_sys::ruby_coderange_type::RUBY_ENC_CODERANGE_MASK as VALUE;
+    // SAFETY: per the contract, only this code sees the flags word.
     unsafe {
         let basic = s as *mut rb_sys::RBasic;
-        let mask = (ENC_INLINE_MAX as VALUE) << ENC_SHIFT;
-        (*basic).flags = ((*basic).flags & !mask) | ((utf8 as VALUE) << ENC_SHIFT);
+        (*basic).flags = ((*basic).flags & !(enc_mask | cr_mask)) | ((idx as VALUE) << ENC_SHIFT);
     }
-    s
+}
+
+/// A new UTF-8 String (bytes copied).
+#[inline]
+pub fn utf8_str(bytes: &[u8]) -> VALUE {
+    // SAFETY: the pointer/length pair comes from a valid slice; the String
+    // is fresh.
+    unsafe {
+        let s = rb_sys::rb_str_new(bytes.as_ptr() as *const _, clong(bytes.len()));
+        tag_fresh_string(s, enc_indexes().utf8);
+        s
+    }
 }
 
 #[inline]
@@ -133,12 +143,8 @@ pub fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
     // of its bytes); rb_str_subseq counts bytes (not characters) and shares the buffer of a long string.
     unsafe {
         let s = rb_sys::rb_str_subseq(src, clong(offset), clong(len));
-        let idx = if utf8 {
-            rb_sys::rb_utf8_encindex()
-        } else {
-            rb_sys::rb_ascii8bit_encindex()
-        };
-        rb_sys::rb_enc_associate_index(s, idx);
+        let known = enc_indexes();
+        tag_fresh_string(s, if utf8 { known.utf8 } else { known.binary });
         s
     }
 }
