@@ -123,7 +123,13 @@ module MessagePack
         name = method.name
         return method.to_proc unless Ractor.shareable?(receiver) && reaches?(receiver, name, method)
 
-        Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) })
+        if method.arity == 1
+          # The common case (from_msgpack_ext(data), to_msgpack_ext): no
+          # argument splat per call.
+          Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) })
+        else
+          Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) })
+        end
       end
 
       # False when sending name to receiver would run another definition than method,

@@ -269,6 +269,42 @@ impl UnpackRegistry {
     }
 }
 
+/// `callable.call(*args)`, protected. A Proc is called directly (as the C
+/// gem does), without a method lookup of `call`: ext procs run once per
+/// packed or unpacked object.
+fn call_callable(callable: VALUE, args: &[Value]) -> Result<Value, Error> {
+    let argv: Vec<VALUE> = args.iter().map(|a| a.as_raw()).collect();
+    let argc = argv.len() as std::os::raw::c_int;
+    // SAFETY: `callable` is a live object from a registry.
+    let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable) } == crate::raw::TRUE;
+    let r = magnus::rb_sys::protect(|| {
+        // SAFETY: live arguments in `argv`, which outlives the call; errors
+        // are caught by `protect`.
+        unsafe {
+            if is_proc {
+                rb_sys::rb_proc_call_with_block(callable, argc, argv.as_ptr(), crate::raw::NIL)
+            } else {
+                rb_sys::rb_funcallv(callable, call_id(), argc, argv.as_ptr())
+            }
+        }
+    })?;
+    // SAFETY: a live object just returned.
+    Ok(unsafe { Value::from_raw(r) })
+}
+
+static CALL_ID: std::sync::OnceLock<rb_sys::ID> = std::sync::OnceLock::new();
+
+/// The ID of `call` (looked up once; IDs of static names never change).
+fn call_id() -> rb_sys::ID {
+    // SAFETY: rb_intern of a NUL-terminated static name.
+    *CALL_ID.get_or_init(|| unsafe { rb_sys::rb_intern(c"call".as_ptr()) })
+}
+
+/// Resolves `call`'s ID at load time, while only the main Ractor runs.
+pub fn init() {
+    let _ = call_id();
+}
+
 fn describe(side: &str, ty: i8, klass: VALUE) -> String {
     // SAFETY: a live class from a registry.
     let k = unsafe { Value::from_raw(klass) };
@@ -294,7 +330,7 @@ pub fn call_packer(
         let mut args = Vec::with_capacity(1 + extra.len());
         args.push(obj);
         args.extend_from_slice(extra);
-        c.funcall("call", args.as_slice())
+        call_callable(callable, &args)
     }
 }
 
@@ -313,6 +349,6 @@ pub fn call_unpacker(
     if let Some(sym) = magnus::Symbol::from_value(c) {
         k.funcall(sym, (arg,))
     } else {
-        c.funcall("call", (arg,))
+        call_callable(callable, &[arg])
     }
 }

@@ -59,4 +59,5 @@ fn resolve_lazy_state(ruby: &Ruby) {
     memory::resolve_classes(ruby);
     let _ = raw::enc_indexes();
     raw::resolve_hash_iteration();
+    ext_registry::init();
 }
