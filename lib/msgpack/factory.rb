@@ -81,8 +81,8 @@ module MessagePack
     # the pool. As in the C gem, dup drops the oversized_integer_extension and
     # optimized_symbols_parsing flags: freeze the factory before pooling to keep them.
     def pool(size = 1, **options)
-      pool = Pool.new(frozen? ? self : dup.freeze, size, options.empty? ? nil : options)
-      Memory.track_pool(pool, self) # for Factory#compact! (msgpack/memory.rb)
+      # Members are tagged with self for Factory#compact! (msgpack/memory.rb).
+      Pool.new(frozen? ? self : dup.freeze, size, options.empty? ? nil : options, self)
     end
 
     # Turns register_type's :packer / :unpacker values into procs.
@@ -145,10 +145,10 @@ module MessagePack
     # A set of frozen packers and unpackers made by one frozen factory and reused,
     # so that hot paths skip building a Packer/Unpacker per call.
     class Pool
-      def initialize(factory, size, options = nil)
+      def initialize(factory, size, options = nil, owner = factory)
         options = nil if options.nil? || options.empty?
-        @packers = MemberPool.new(factory, :packer, options, size)
-        @unpackers = MemberPool.new(factory, :unpacker, options, size)
+        @packers = MemberPool.new(factory, :packer, options, size, owner)
+        @unpackers = MemberPool.new(factory, :unpacker, options, size, owner)
       end
 
       def load(data)
@@ -182,16 +182,17 @@ module MessagePack
       # at once may both pass the size check, so the pool can keep a few more than
       # `size`, never more than the number of threads using it.
       class MemberPool
-        def initialize(factory, kind, options, size)
+        def initialize(factory, kind, options, size, owner)
           @factory = factory
           @kind = kind
           @options = options
           @size = size
+          @owner = owner
           @idle = []
         end
 
         def with
-          member = @idle.pop || @factory.public_send(@kind, @options).freeze
+          member = @idle.pop || new_member
           begin
             yield member
           ensure
@@ -203,6 +204,16 @@ module MessagePack
         end
       end
       private_constant :MemberPool
+
+      class MemberPool
+        private
+
+        # A new member, tagged as one of owner's (for Factory#compact!).
+        def new_member
+          member = @factory.public_send(@kind, @options).freeze
+          Memory.mark_pool_member(member, @owner)
+        end
+      end
     end
   end
 end

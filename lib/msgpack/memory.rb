@@ -124,39 +124,17 @@ module MessagePack
     EMPTY = new.freeze
   end
 
-  module Memory
-    POOLS_KEY = :__msgpack_rs_pools
-    private_constant :POOLS_KEY
-
-    # Remembers which factory a pool was asked from (weakly, per Ractor), for
-    # Factory#compact!. An unfrozen factory pools a frozen copy of itself, so the
-    # pool's own factory is not the one to match.
-    def self.track_pool(pool, factory)
-      pools = (Ractor.current[POOLS_KEY] ||= ObjectSpace::WeakMap.new)
-      pools[pool] = factory
-      pool
-    end
-
-    # Live pools of this Ractor made by `factory`.
-    def self.pools_of(factory)
-      pools = Ractor.current[POOLS_KEY]
-      return [] unless pools
-
-      found = []
-      pools.each_pair { |pool, owner| found << pool if owner.equal?(factory) }
-      found
-    end
-  end
-
   class Factory
     # Releases the memory this factory's pools keep between uses (idle members'
     # buffers and caches) and the calling Ractor's scratch packer that every
     # factory's #dump / #pack reuses. Packers and unpackers handed out by #packer /
     # #unpacker belong to the caller: use their own compact!, or MessagePack.compact!.
     def compact!
-      report = Memory.compact_scratch_packer(self)
-      Memory.pools_of(self).each { |pool| report += pool.compact! }
-      report
+      # Pool members are tagged natively with the factory they were asked
+      # from (Memory.mark_pool_member), not tracked in a Ruby WeakMap: on Ruby
+      # 3.1 WeakMaps add finalizers to a process-wide table without a lock,
+      # which Ractors creating pools at once could corrupt.
+      Memory.compact_scratch_packer(self) + Memory.compact_pool_members(self)
     end
 
     class Pool

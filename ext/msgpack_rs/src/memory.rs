@@ -39,6 +39,7 @@
 use crate::buffer::Buffer;
 use crate::builder::RubyBuilder;
 use crate::errors::ruby;
+use crate::factory::Factory;
 use crate::mapped::MappedUnpacker;
 use crate::packer::Packer;
 use crate::unpacker::Unpacker;
@@ -67,14 +68,24 @@ pub enum Kind {
     Mapped,
 }
 
-/// Live instances of one Ractor: data address -> kind.
+/// What the registry knows of one live instance.
+#[derive(Clone, Copy)]
+struct Entry {
+    kind: Kind,
+    /// For a member of a `Factory#pool`: the address of the native data of
+    /// the factory the pool was asked from (stable while it lives), so
+    /// `Factory#compact!` finds its pools' members; 0 otherwise.
+    pool_owner: usize,
+}
+
+/// Live instances of one Ractor: data address -> entry.
 #[derive(Default)]
 pub struct Registry {
-    entries: Mutex<HashMap<usize, Kind>>,
+    entries: Mutex<HashMap<usize, Entry>>,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<usize, Kind>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<usize, Entry>> {
         // Nothing panics while holding it; if something ever did, the map
         // itself is still consistent (single inserts/removals).
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
@@ -84,12 +95,18 @@ impl Registry {
         self.lock().remove(&addr);
     }
 
-    /// Compacts every registered instance. Returns (bytes before, bytes
+    /// Compacts every registered instance (only the members of the pools of
+    /// the factory at `pool_owner`, if given). Returns (bytes before, bytes
     /// after, instances visited).
-    fn compact_all(&self) -> (usize, usize, usize) {
+    fn compact_all(&self, pool_owner: Option<usize>) -> (usize, usize, usize) {
         let mut map = self.lock();
-        let (mut before, mut after) = (0, 0);
-        for (&addr, &kind) in map.iter() {
+        let (mut before, mut after, mut visited) = (0, 0, 0);
+        for (&addr, entry) in map.iter() {
+            if pool_owner.is_some_and(|owner| owner != entry.pool_owner) {
+                continue;
+            }
+            let kind = entry.kind;
+            visited += 1;
             // SAFETY: an entry is removed (under this lock) by the
             // instance's Tracker before any other part of the instance is
             // dropped, so every address in the map points to a live,
@@ -108,8 +125,9 @@ impl Registry {
             before += b;
             after += a;
         }
-        let visited = map.len();
-        map.shrink_to_fit();
+        if pool_owner.is_none() {
+            map.shrink_to_fit();
+        }
         (before, after, visited)
     }
 }
@@ -184,7 +202,13 @@ pub fn track<T: Compactable>(obj: &T) {
         return;
     };
     let addr = obj as *const T as usize;
-    reg.lock().insert(addr, T::KIND);
+    reg.lock().insert(
+        addr,
+        Entry {
+            kind: T::KIND,
+            pool_owner: 0,
+        },
+    );
     if let Err((reg, addr)) = tracker.slot.set((reg, addr)) {
         // Unreachable (checked above, and one Ractor's GVL is held), but
         // keep the map consistent regardless.
@@ -267,6 +291,9 @@ impl magnus::DataTypeFunctions for UnpackScratch {
     }
 }
 
+/// Value-stack capacity the scratch keeps between calls, in bytes.
+const SCRATCH_VALUES_KEEP: usize = 1 << 20;
+
 fn new_scratch() -> Obj<UnpackScratch> {
     ruby().obj_wrap(UnpackScratch {
         decoder: RefCell::new(StreamDecoder::default()),
@@ -318,6 +345,11 @@ pub fn with_unpack_scratch<R>(
     // indices; drop them and their values, keep the allocations.
     dec.reset();
     scratch.values.truncate(base);
+    // A huge message (a million-element Array) would otherwise leave its
+    // value stack allocated for the Ractor's lifetime: keep up to 1 MiB.
+    if base == 0 && scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
+        scratch.values.shrink();
+    }
     drop(dec);
     std::hint::black_box(scratch.as_raw());
     r
@@ -416,7 +448,7 @@ fn module_compact() -> Result<Value, Error> {
     let started = Instant::now();
     let rss_before = rss_bytes();
     let (mut before, mut after, mut visited) = current_registry(false)
-        .map(|r| r.compact_all())
+        .map(|r| r.compact_all(None))
         .unwrap_or((0, 0, 0));
     let (b, a) = compact_unpack_scratch();
     if b > 0 {
@@ -445,6 +477,39 @@ fn factory_compact_scratch(_factory: Value) -> Result<Value, Error> {
     }
 }
 
+/// `Memory.mark_pool_member(member, factory)`: records that a Packer or
+/// Unpacker belongs to a pool of `factory` (see `Factory#pool`). Native
+/// bookkeeping rather than a Ruby WeakMap: on Ruby 3.1, WeakMaps register
+/// finalizers in a process-wide table that Ractors update without a lock.
+fn mark_pool_member(member: Value, factory: &Factory) -> Result<Value, Error> {
+    let owner = factory as *const Factory as usize;
+    let addr = if let Ok(p) = Obj::<Packer>::try_convert(member) {
+        track(&*p);
+        &*p as *const Packer as usize
+    } else {
+        let u = Obj::<Unpacker>::try_convert(member)?;
+        track(&*u);
+        &*u as *const Unpacker as usize
+    };
+    if let Some(reg) = current_registry(false) {
+        if let Some(entry) = reg.lock().get_mut(&addr) {
+            entry.pool_owner = owner;
+        }
+    }
+    Ok(member)
+}
+
+/// `Memory.compact_pool_members(factory)`: compacts the members of the
+/// pools asked from `factory` in the calling Ractor.
+fn compact_pool_members(factory: &Factory) -> Result<Value, Error> {
+    let started = Instant::now();
+    let owner = factory as *const Factory as usize;
+    let (before, after, visited) = current_registry(false)
+        .map(|r| r.compact_all(Some(owner)))
+        .unwrap_or((0, 0, 0));
+    report(before, after, visited, started, None)
+}
+
 /// Live registered instances in the calling Ractor (for specs and
 /// diagnostics).
 fn tracked_count() -> usize {
@@ -469,5 +534,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         function!(factory_compact_scratch, 1),
     )?;
     memory.define_module_function("tracked_count", function!(tracked_count, 0))?;
+    memory.define_module_function("mark_pool_member", function!(mark_pool_member, 2))?;
+    memory.define_module_function("compact_pool_members", function!(compact_pool_members, 1))?;
     Ok(())
 }
