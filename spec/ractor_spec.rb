@@ -474,6 +474,30 @@ RSpec.describe "Ractor safety", :ractor do
     end
   end
 
+  # Pools remember their factory for Factory#compact!. Kept in a Ruby
+  # ObjectSpace::WeakMap this crashed (or hung at exit): on Ruby 3.1 WeakMaps add
+  # finalizers to a process-wide table that Ractors update without a lock.
+  it "Ractors creating pools at once, then compacting, run and exit cleanly" do
+    script = <<~RUBY
+      require "msgpack"
+      f = MessagePack::Factory.new.freeze
+      rs = 4.times.map do |i|
+        Ractor.new(f, i) do |fac, k|
+          n = 0
+          2000.times do
+            pool = fac.pool(1)
+            n += 1 if pool.load(pool.dump([k, "x"])) == [k, "x"]
+          end
+          [n, fac.compact!.objects_visited >= 2]
+        end
+      end
+      p rs.map(&:take)
+    RUBY
+    stdout, stderr, status = run_isolated_ruby("Warning[:experimental] = false\n" + script)
+    expect(status.success?).to be(true), "child failed (#{status.inspect}):\n#{stderr[0, 2000]}"
+    expect(stdout.lines.last.strip).to eq("[[2000, true], [2000, true], [2000, true], [2000, true]]")
+  end
+
   # DefaultFactory is global and registrations on it cannot be removed, so these
   # scenarios run in one child process (other specs decode arbitrary ext types
   # with MessagePack.unpack and must not meet ours).
