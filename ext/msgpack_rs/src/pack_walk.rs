@@ -360,9 +360,7 @@ impl<'a> Walker<'a> {
     }
 
     pub fn write_array(&mut self, a: RArray, depth: usize) -> Result<(), Error> {
-        if depth >= MAX_PACK_DEPTH {
-            return Err(stack_too_deep());
-        }
+        check_depth(depth)?;
         let len = len32(a.len())?;
         // Every element takes at least a byte.
         self.out.reserve(len as usize + 5);
@@ -399,9 +397,7 @@ impl<'a> Walker<'a> {
     }
 
     pub fn write_hash(&mut self, h: RHash, depth: usize) -> Result<(), Error> {
-        if depth >= MAX_PACK_DEPTH {
-            return Err(stack_too_deep());
-        }
+        check_depth(depth)?;
         let len = len32(h.len())?;
         self.out.reserve(2 * len as usize + 5);
         encode::write_map_header(&mut self.out, len);
@@ -556,6 +552,27 @@ extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> c_int {
 fn len32(n: usize) -> Result<u32, Error> {
     encode::len_u32(n).map_err(|e| errors::arg_error(e.to_string()))
 }
+
+/// Nesting deeper than the walk may go: our own cap, and, from a moderate
+/// depth on, the machine stack Ruby has left (threads of non-main Ractors
+/// have small ones). Stopping here raises a clean SystemStackError; letting
+/// Ruby's own check fire inside `rb_hash_foreach` would unwind through this
+/// walk without running its cleanup.
+#[inline(always)]
+fn check_depth(depth: usize) -> Result<(), Error> {
+    if depth >= MAX_PACK_DEPTH {
+        return Err(stack_too_deep());
+    }
+    // Shallow data cannot exhaust any Ruby thread's stack: no call for it.
+    // SAFETY: plain C API call; it only compares stack addresses.
+    if depth >= STACK_CHECK_FROM && unsafe { rb_sys::ruby_stack_check() } != 0 {
+        return Err(stack_too_deep());
+    }
+    Ok(())
+}
+
+/// Depth from which every container checks the remaining machine stack.
+const STACK_CHECK_FROM: usize = 64;
 
 fn stack_too_deep() -> Error {
     let ruby = errors::ruby();
