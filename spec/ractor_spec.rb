@@ -474,6 +474,25 @@ RSpec.describe "Ractor safety", :ractor do
     end
   end
 
+  it "packing Hashes nested deeper than a Ractor's stack allows raises SystemStackError, and the Ractor goes on" do
+    r = Ractor.new do
+      h = 1
+      4000.times { h = { "a" => h, "b" => [1] } }
+      err = begin
+        MessagePack.pack(h)
+        nil
+      rescue SystemStackError => e
+        e.class
+      end
+      [err, MessagePack.unpack(MessagePack.pack({ "x" => [1, 2.5, "s"] }))]
+    end
+    err, back = r.take
+    # Inside a Ractor the machine stack is smaller than the main thread's;
+    # either way the walk must end in a clean exception or a full result.
+    expect([nil, SystemStackError]).to include(err)
+    expect(back).to eq({ "x" => [1, 2.5, "s"] })
+  end
+
   # Pools remember their factory for Factory#compact!. Kept in a Ruby
   # ObjectSpace::WeakMap this crashed (or hung at exit): on Ruby 3.1 WeakMaps add
   # finalizers to a process-wide table that Ractors update without a lock.
