@@ -62,6 +62,15 @@ fn same_bytes(s: VALUE, bytes: &[u8]) -> bool {
 }
 
 impl KeyCache {
+    /// Slot `i` (a read: no write barrier needed, so no call).
+    #[inline(always)]
+    fn slot(&self, i: usize) -> VALUE {
+        // SAFETY: `ary` is the cache's live Array of 2 * SLOTS entries (it
+        // never shrinks: clear_current stores nil) and `i < 2 * SLOTS`; the
+        // pointer is used at once, before anything can move the elements.
+        unsafe { *rb_sys::RARRAY_CONST_PTR(self.ary).add(i) }
+    }
+
     /// This Ractor's cache (created on first use).
     pub fn current() -> Option<KeyCache> {
         let key = *KEY.get()? as rb_sys::rb_ractor_local_key_t;
@@ -85,7 +94,7 @@ impl KeyCache {
             return raw::interned_utf8(bytes);
         }
         let i = slot_of(bytes);
-        let hit = raw::ary_entry(self.ary, i);
+        let hit = self.slot(i);
         if hit != raw::NIL && same_bytes(hit, bytes) {
             return hit;
         }
@@ -101,7 +110,7 @@ impl KeyCache {
             return raw::symbol(bytes, false);
         }
         let i = SLOTS + slot_of(bytes);
-        let hit = raw::ary_entry(self.ary, i);
+        let hit = self.slot(i);
         // SAFETY: `hit` is a live Symbol from the cache; its name is a
         // frozen String.
         if hit != raw::NIL && same_bytes(unsafe { rb_sys::rb_sym2str(hit) }, bytes) {

@@ -197,12 +197,6 @@ pub fn ary_len(ary: VALUE) -> usize {
 }
 
 #[inline]
-pub fn ary_entry(ary: VALUE, idx: usize) -> VALUE {
-    // SAFETY: `ary` is a live Array; rb_ary_entry bounds-checks.
-    unsafe { rb_sys::rb_ary_entry(ary, idx as c_long) }
-}
-
-#[inline]
 pub fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
     // SAFETY: `ary` is a live, unfrozen Array we own; rb_ary_store applies
     // the write barrier.
