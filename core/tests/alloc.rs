@@ -14,6 +14,7 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 // SAFETY: defers every operation to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's layout goes to the system allocator as is.
         let p = System.alloc(layout);
         if !p.is_null() {
             let now = CURRENT.fetch_add(layout.size(), Relaxed) + layout.size();
@@ -23,6 +24,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         CURRENT.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: `ptr` came from `alloc` above, i.e. from System, with `layout`.
         System.dealloc(ptr, layout)
     }
 }

@@ -202,10 +202,7 @@ module MessagePack
             end
           end
         end
-      end
-      private_constant :MemberPool
 
-      class MemberPool
         private
 
         # A new member, tagged as one of owner's (for Factory#compact!).
@@ -214,6 +211,7 @@ module MessagePack
           Memory.mark_pool_member(member, @owner)
         end
       end
+      private_constant :MemberPool
     end
   end
 end

@@ -85,14 +85,13 @@ impl RubyBuilder {
     /// Pops the key/value pairs from `start` into a new Hash.
     fn make_hash(&self, start: usize) -> Result<VALUE, Fail> {
         let h = raw::hash_new();
-        let (_, n) = self.values().tail(start);
+        // Read after the allocation above: the GC only rewrites slots in
+        // place, and nothing below allocates before the bulk insert.
+        let (ptr, n) = self.values().tail(start);
         let bulk = self.values().scan(start, |kv| {
             kv.iter().step_by(2).all(|&k| raw::is_plain_key(k))
         });
         if bulk {
-            // Re-read the pointer: hash_new may have run the GC (slots are
-            // rewritten in place, but take no chances with stale copies).
-            let (ptr, n) = self.values().tail(start);
             // SAFETY: `n` initialized slots (an even count: the decoder
             // completes every entry before closing a map); plain keys hash
             // and compare without running Ruby code, so this cannot raise.

@@ -272,8 +272,7 @@ impl UnpackRegistry {
 /// `callable.call(*args)`, protected. A Proc is called directly (as the C
 /// gem does), without a method lookup of `call`: ext procs run once per
 /// packed or unpacked object.
-fn call_callable(callable: VALUE, args: &[Value]) -> Result<Value, Error> {
-    let argv: Vec<VALUE> = args.iter().map(|a| a.as_raw()).collect();
+fn call_callable(callable: VALUE, argv: &[VALUE]) -> Result<Value, Error> {
     let argc = argv.len() as std::os::raw::c_int;
     // SAFETY: `callable` is a live object from a registry.
     let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable) } == crate::raw::TRUE;
@@ -327,10 +326,10 @@ pub fn call_packer(
     if let Some(sym) = magnus::Symbol::from_value(c) {
         obj.funcall(sym, extra)
     } else {
-        let mut args = Vec::with_capacity(1 + extra.len());
-        args.push(obj);
-        args.extend_from_slice(extra);
-        call_callable(callable, &args)
+        let mut argv = Vec::with_capacity(1 + extra.len());
+        argv.push(obj.as_raw());
+        argv.extend(extra.iter().map(|v| v.as_raw()));
+        call_callable(callable, &argv)
     }
 }
 
@@ -349,6 +348,6 @@ pub fn call_unpacker(
     if let Some(sym) = magnus::Symbol::from_value(c) {
         k.funcall(sym, (arg,))
     } else {
-        call_callable(callable, &[arg])
+        call_callable(callable, &[arg.as_raw()])
     }
 }

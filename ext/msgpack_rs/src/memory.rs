@@ -325,32 +325,36 @@ pub fn with_unpack_scratch<R>(
     limits: Limits,
     f: impl FnOnce(&mut StreamDecoder<RubyBuilder>, &ValueStack) -> R,
 ) -> R {
-    let shared = unpack_scratch(true);
-    let scratch = match shared {
-        Some(s) if s.decoder.try_borrow_mut().is_ok() => s,
+    let scratch = unpack_scratch(true)
+        .filter(|s| s.decoder.try_borrow_mut().is_ok())
         // In use further up the stack: a fresh one for this call (alive
         // while it runs: `scratch` is on the machine stack).
-        _ => new_scratch(),
+        .unwrap_or_else(new_scratch);
+    let r = match scratch.decoder.try_borrow_mut() {
+        Ok(mut dec) => {
+            dec.reset();
+            dec.set_limits(limits);
+            let r = f(&mut dec, &scratch.values);
+            // Partial frames (after NeedMore, an error or a deferred ext)
+            // hold only indices; drop them and their values, keep the
+            // allocations, but not those of a huge message (a
+            // million-element Array): at most 1 MiB of value stack stays.
+            dec.reset();
+            scratch.values.truncate(0);
+            if scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
+                scratch.values.shrink();
+            }
+            r
+        }
+        // Unreachable (checked above, or new); still decode with a value
+        // stack the GC marks.
+        Err(_) => {
+            let fresh = new_scratch();
+            let r = f(&mut StreamDecoder::new(limits), &fresh.values);
+            std::hint::black_box(fresh.as_raw());
+            r
+        }
     };
-    let Ok(mut dec) = scratch.decoder.try_borrow_mut() else {
-        // Unreachable (checked above, or fresh); decode with a throwaway.
-        let values = ValueStack::default();
-        return f(&mut StreamDecoder::new(limits), &values);
-    };
-    dec.reset();
-    dec.set_limits(limits);
-    let base = scratch.values.len();
-    let r = f(&mut dec, &scratch.values);
-    // Partial frames (after NeedMore, an error or a deferred ext) hold only
-    // indices; drop them and their values, keep the allocations.
-    dec.reset();
-    scratch.values.truncate(base);
-    // A huge message (a million-element Array) would otherwise leave its
-    // value stack allocated for the Ractor's lifetime: keep up to 1 MiB.
-    if base == 0 && scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
-        scratch.values.shrink();
-    }
-    drop(dec);
     std::hint::black_box(scratch.as_raw());
     r
 }

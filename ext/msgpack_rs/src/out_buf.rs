@@ -22,12 +22,6 @@ pub struct OutBuf {
     string: VALUE,
 }
 
-impl Default for OutBuf {
-    fn default() -> Self {
-        OutBuf::from_vec(Vec::new())
-    }
-}
-
 impl Drop for OutBuf {
     fn drop(&mut self) {
         if self.string == NIL {
@@ -83,12 +77,19 @@ impl OutBuf {
             // SAFETY: `len` initialized bytes of our String.
             unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
         };
-        let mut empty = std::mem::ManuallyDrop::new(Vec::new());
-        self.ptr = empty.as_mut_ptr();
+        self.clear_parts();
+        v
+    }
+
+    /// Empty Vec mode, owning nothing (after the contents were taken). The
+    /// fields are overwritten, not the whole value: dropping the old one
+    /// would free the Vec just handed out.
+    fn clear_parts(&mut self) {
+        // What `Vec::new()` holds: a dangling, well-aligned pointer.
+        self.ptr = std::ptr::NonNull::<u8>::dangling().as_ptr();
         self.len = 0;
         self.cap = 0;
         self.string = NIL;
-        v
     }
 
     /// The finished String (String mode only); this becomes empty.
@@ -104,11 +105,7 @@ impl OutBuf {
             // SAFETY: as above; shrinking keeps the bytes.
             unsafe { rb_sys::rb_str_resize(s, self.len as _) };
         }
-        self.string = NIL;
-        let mut empty = std::mem::ManuallyDrop::new(Vec::new());
-        self.ptr = empty.as_mut_ptr();
-        self.len = 0;
-        self.cap = 0;
+        self.clear_parts();
         Some(s)
     }
 
@@ -179,6 +176,7 @@ const STREAMING_COPY_MIN: usize = 256 * 1024;
 /// `src..src+len` readable, `dst..dst+len` writable, not overlapping.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
+// SAFETY (contract): see `# Safety` above; `put_slice` reserves `len` bytes.
 unsafe fn copy_streaming(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
     // SAFETY (whole body): per the contract; SSE2 is part of x86_64, so
@@ -211,6 +209,7 @@ unsafe fn copy_streaming(dst: *mut u8, src: *const u8, len: usize) {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(never)]
+// SAFETY (contract): as the x86_64 version.
 unsafe fn copy_streaming(dst: *mut u8, src: *const u8, len: usize) {
     // SAFETY: per the contract.
     unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }

@@ -46,14 +46,24 @@ impl Drop for Walker<'_> {
 
 impl<'a> Walker<'a> {
     pub fn new(p: &'a Packer, me: Value) -> Result<Self, Error> {
-        Ok(Walker {
+        let threshold = p.buffer_core().write_reference_threshold();
+        Ok(Walker::with_out(
             p,
             me,
-            out: OutBuf::from_vec(p.take_tail()?),
+            OutBuf::from_vec(p.take_tail()?),
+            threshold,
+        ))
+    }
+
+    fn with_out(p: &'a Packer, me: Value, out: OutBuf, reference_threshold: usize) -> Self {
+        Walker {
+            p,
+            me,
+            out,
             compat: p.compat(),
-            reference_threshold: p.buffer_core().write_reference_threshold(),
+            reference_threshold,
             enc: raw::enc_indexes(),
-        })
+        }
     }
 
     /// A walker writing straight into a new String of `capacity` bytes
@@ -64,14 +74,12 @@ impl<'a> Walker<'a> {
         if !p.buffer_core().is_empty()? {
             return Walker::new(p, me);
         }
-        Ok(Walker {
+        Ok(Walker::with_out(
             p,
             me,
-            out: OutBuf::new_string(capacity),
-            compat: p.compat(),
-            reference_threshold: usize::MAX,
-            enc: raw::enc_indexes(),
-        })
+            OutBuf::new_string(capacity),
+            usize::MAX,
+        ))
     }
 
     /// The output String of a direct walker that stayed direct; `None`
@@ -129,13 +137,8 @@ impl<'a> Walker<'a> {
             if bytes.len() > self.reference_threshold || bytes.len() > u32::MAX as usize {
                 return false;
             }
-            let len = bytes.len() as u32;
             self.out.reserve(bytes.len() + 5);
-            if binary && !self.compat {
-                encode::write_bin_header(&mut self.out, len);
-            } else {
-                encode::write_str_header(&mut self.out, len, self.compat);
-            }
+            self.put_string_header(bytes.len() as u32, binary);
             self.out.put_slice(bytes);
             return true;
         }
@@ -304,44 +307,49 @@ impl<'a> Walker<'a> {
     pub fn write_rstring(&mut self, s: RString) -> Result<(), Error> {
         let v = s.as_raw();
         let enc = raw::enc_index(v);
-        let known = raw::enc_indexes();
-        let compat = self.p.compat();
+        let known = self.enc;
         if enc == known.binary {
-            return self.write_body(s, compat, true);
+            return self.write_body(s, true);
         }
         if enc == known.utf8
             || enc == known.usascii
             // SAFETY: coderange scan of a live String.
             || unsafe { rb_sys::rb_enc_str_asciionly_p(v) } != 0
         {
-            return self.write_body(s, compat, false);
+            return self.write_body(s, false);
         }
         let converted = self.synced(|_| {
             let c: Value = s.funcall("encode", ("UTF-8",))?;
             RString::try_convert(c)
         })?;
-        self.write_body(converted, compat, false)
+        self.write_body(converted, false)
     }
 
     /// Header and bytes of a str (or, `binary`, a bin), unless the body is
     /// long enough to be referenced instead of copied.
     #[inline(always)]
-    fn write_body(&mut self, s: RString, compat: bool, binary: bool) -> Result<(), Error> {
+    fn write_body(&mut self, s: RString, binary: bool) -> Result<(), Error> {
         // SAFETY: bytes of a live String; no Ruby call while they are used.
         let bytes = unsafe { raw::str_bytes(s.as_raw()) };
         let len = len32(bytes.len())?;
-        let o = &mut self.out;
-        o.reserve(bytes.len() + 5);
-        if binary && !compat {
-            encode::write_bin_header(o, len)
-        } else {
-            encode::write_str_header(o, len, compat)
-        }
-        if bytes.len() > self.p.buffer_core().write_reference_threshold() {
+        if bytes.len() > self.reference_threshold {
+            self.put_string_header(len, binary);
             return self.synced(|p| p.put_body(s.as_value(), bytes));
         }
+        self.out.reserve(bytes.len() + 5);
+        self.put_string_header(len, binary);
         self.out.put_slice(bytes);
         Ok(())
+    }
+
+    /// A str header, or (`binary`, outside compatibility mode) a bin one.
+    #[inline(always)]
+    fn put_string_header(&mut self, len: u32, binary: bool) {
+        if binary && !self.compat {
+            encode::write_bin_header(&mut self.out, len);
+        } else {
+            encode::write_str_header(&mut self.out, len, self.compat);
+        }
     }
 
     pub fn write_symbol(&mut self, sym: Symbol) -> Result<(), Error> {
@@ -480,7 +488,7 @@ struct SmallPairs {
     n: usize,
 }
 
-unsafe extern "C" fn collect_pair(k: usize, v: usize, arg: usize) -> c_int {
+extern "C" fn collect_pair(k: usize, v: usize, arg: usize) -> c_int {
     // SAFETY: `arg` is the `SmallPairs` of `write_small_hash`, alive for
     // the whole iteration.
     let pairs = unsafe { &mut *(arg as *mut SmallPairs) };

@@ -60,6 +60,7 @@ const ENC_INLINE_MAX: i32 = rb_sys::ruby_encoding_consts::RUBY_ENCODING_INLINE_M
 /// `s` must be a live, unfrozen String this code just made and nothing else
 /// references yet.
 #[inline]
+// SAFETY (contract): see `# Safety`; callers pass Strings they just made.
 unsafe fn tag_fresh_string(s: VALUE, idx: i32) {
     if !(0..ENC_INLINE_MAX).contains(&idx) {
         // SAFETY: per the contract.
@@ -227,23 +228,31 @@ pub fn freeze(v: VALUE) -> VALUE {
 
 #[inline]
 pub fn is_frozen(v: VALUE) -> bool {
-    // SAFETY: reading flags of a live object.
-    unsafe { rb_sys::rb_obj_frozen_p(v) == TRUE }
+    // Immediates are always frozen; otherwise the FL_FREEZE flag (what
+    // `rb_obj_frozen_p` reads, without the call).
+    // SAFETY: reading the flags word of a live heap object.
+    rb_sys::SPECIAL_CONST_P(v)
+        || unsafe { (*(v as *const rb_sys::RBasic)).flags }
+            & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE
+            != 0
 }
 
-/// Whether a key's hashing is built in (see [`hash_aset`]).
+/// Whether a key's hashing is built in (see [`hash_aset`]): `CLASS_OF`
+/// exactly String (no singleton class that could redefine `hash`), or a
+/// Symbol, Integer, Float, nil, true or false.
 #[inline]
 pub fn has_builtin_hash(k: VALUE) -> bool {
     use rb_sys::ruby_value_type::*;
     if rb_sys::SPECIAL_CONST_P(k) {
         return true;
     }
-    // SAFETY: `k` is a live heap object.
-    let t = unsafe { rb_sys::RB_BUILTIN_TYPE(k) };
-    // SAFETY: as above.
-    let exact_string =
-        t == RUBY_T_STRING && unsafe { rb_sys::rb_obj_class(k) == rb_sys::rb_cString };
-    exact_string || matches!(t, RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT)
+    // SAFETY: `k` is a live heap object; rb_cString is a VM global set at
+    // boot.
+    match unsafe { rb_sys::RB_BUILTIN_TYPE(k) } {
+        RUBY_T_STRING => class_of(k) == unsafe { rb_sys::rb_cString },
+        RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT => true,
+        _ => false,
+    }
 }
 
 /// A key `rb_hash_bulk_insert` may take as is: its hashing is built in and
@@ -251,22 +260,11 @@ pub fn has_builtin_hash(k: VALUE) -> bool {
 /// `[]=` stores a frozen copy of an unfrozen one).
 #[inline]
 pub fn is_plain_key(k: VALUE) -> bool {
-    use rb_sys::ruby_value_type::*;
-    if rb_sys::SPECIAL_CONST_P(k) {
-        return true;
-    }
-    // SAFETY: `k` is a live heap object.
-    match unsafe { rb_sys::RB_BUILTIN_TYPE(k) } {
-        RUBY_T_STRING => {
-            // SAFETY: the header flags of a live object, and a VM global
-            // set at boot.
-            let (flags, string) =
-                unsafe { ((*(k as *const rb_sys::RBasic)).flags, rb_sys::rb_cString) };
-            class_of(k) == string && flags & rb_sys::ruby_fl_type::RUBY_FL_FREEZE as VALUE != 0
-        }
-        RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT => true,
-        _ => false,
-    }
+    has_builtin_hash(k)
+        // SAFETY: `k` is a live object (heap unless special).
+        && (rb_sys::SPECIAL_CONST_P(k)
+            || unsafe { rb_sys::RB_BUILTIN_TYPE(k) } != rb_sys::ruby_value_type::RUBY_T_STRING
+            || is_frozen(k))
 }
 
 /// A Bignum as `Ok(u64)` (non-negative) or `Ok(i64)` (negative) when it
