@@ -35,6 +35,9 @@ module RactorScaling
     "timing" => { "db" => 1.25, "view" => 3.5 },
   })
 
+  # A Ractor's block value: Ractor#value on Ruby 3.5+ (which removed #take), #take before.
+  def self.value(ractor) = ractor.respond_to?(:value) ? ractor.value : ractor.take
+
   WORKLOADS = {
     # The module API: a new Packer/Unpacker per call from DefaultFactory.
     "MessagePack.pack + unpack" => :module_api,
@@ -92,7 +95,7 @@ module RactorScaling
     cpu0 = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID)
     t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     rs = Array.new(ractors) { Ractor.new(kind, n) { |k, m| RactorScaling.run(k, m) } }
-    done = rs.sum(&:take)
+    done = rs.sum { |r| RactorScaling.value(r) }
     wall = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
     cpu = Process.clock_gettime(Process::CLOCK_PROCESS_CPUTIME_ID) - cpu0
     j1 = machine_jiffies
@@ -114,7 +117,7 @@ puts "Record: #{MessagePack.pack(RactorScaling::RECORD).bytesize} bytes, #{Racto
 
 # Warm up: load everything, touch the code paths in the main Ractor and in a Ractor.
 RactorScaling::WORKLOADS.each_value { |kind| RactorScaling.run(kind, 2_000) }
-Ractor.new { RactorScaling.run(:module_api, 2_000) }.take
+RactorScaling.value(Ractor.new { RactorScaling.run(:module_api, 2_000) })
 
 RactorScaling::WORKLOADS.each do |label, kind|
   puts

@@ -121,7 +121,8 @@ else
   end
 
   begin
-    summary_bytes, same_bytes = worker.take # Ruby 3.1: Ractor#take (Ractor#value came later)
+    # Ractor#value on Ruby 3.5+ (which removed #take); Ractor#take on 3.1-3.4.
+    summary_bytes, same_bytes = worker.respond_to?(:value) ? worker.value : worker.take
   rescue Ractor::RemoteError => e
     warn "   the Ractor failed: #{e.cause.class}: #{e.cause.message}"
     exit 1

@@ -39,3 +39,42 @@ case "$(uname -s)" in
   Darwin) CARGO_DYLIB="libmsgpack_rs.dylib"; RUBY_DLIB="msgpack_rs.bundle" ;;
   *) CARGO_DYLIB="libmsgpack_rs.so"; RUBY_DLIB="msgpack_rs.so" ;;
 esac
+
+# The Ruby to build against and test with (rb-sys reads $RUBY too). In the Ruby
+# matrix's chroots it names that Ruby's binary (/usr/bin/ruby3.4, ...).
+RUBY="${RUBY:-ruby}"
+export RUBY
+
+# check NAME CMD...: run one check, record its result and duration; report_checks
+# prints them all and fails if any failed. Every check runs even after one fails.
+CHECK_RESULTS=()
+CHECK_FAILURES=0
+check() {
+  local name="$1" start=$SECONDS rc=0
+  shift
+  section "$name"
+  printf '    $ %s\n' "$*"
+  "$@" || rc=$?
+  local took=$((SECONDS - start))
+  if [ "$rc" -eq 0 ]; then
+    CHECK_RESULTS+=("${_GREEN}ok${_RESET}     ${took}s  $name")
+  else
+    CHECK_RESULTS+=("${_RED}FAILED${_RESET} ${took}s  $name (exit $rc)")
+    CHECK_FAILURES=$((CHECK_FAILURES + 1))
+  fi
+}
+
+# report_checks TITLE START_SECONDS: the summary; returns non-zero if a check failed.
+report_checks() {
+  section "$1 ($((SECONDS - $2))s)"
+  local line
+  for line in "${CHECK_RESULTS[@]}"; do
+    printf '    %s\n' "$line"
+  done
+  printf '\nchecks: %d passed, %d failed\n' "$((${#CHECK_RESULTS[@]} - CHECK_FAILURES))" "$CHECK_FAILURES"
+  if [ "$CHECK_FAILURES" -gt 0 ]; then
+    printf '\n%s%d check(s) failed%s\n' "$_RED" "$CHECK_FAILURES" "$_RESET"
+    return 1
+  fi
+  printf '\n%sall checks passed%s\n' "$_GREEN" "$_RESET"
+}

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# MessagePack::Bigint (require "msgpack/bigint", since 1.5.0). API.md §9.
+# MessagePack::Bigint (require "msgpack/bigint", since 1.5.0). docs/compatibility.md §13.
 
 begin
   require "msgpack/bigint"

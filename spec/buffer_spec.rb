@@ -2,7 +2,7 @@
 
 require "objspace"
 
-# MessagePack::Buffer. API.md §4.
+# MessagePack::Buffer. docs/compatibility.md §5.
 
 RSpec.describe MessagePack::Buffer do
   let(:buffer) { MessagePack::Buffer.new }

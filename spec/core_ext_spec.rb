@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# MessagePack::CoreExt#to_msgpack and the Symbol helpers. API.md §2.
+# MessagePack::CoreExt#to_msgpack and the Symbol helpers. docs/compatibility.md §3.
 
 RSpec.describe MessagePack::CoreExt do
   # An Array of pairs: "a" and "a".b are equal Hash keys.

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# Factory#freeze / #dup / #clone quirks and Factory::Pool. API.md §7.
+# Factory#freeze / #dup / #clone quirks and Factory::Pool. docs/compatibility.md §11.
 
 RSpec.describe "MessagePack::Factory freeze, dup, clone and pool" do
   let(:factory) { MessagePack::Factory.new }
@@ -86,7 +86,7 @@ RSpec.describe "MessagePack::Factory freeze, dup, clone and pool" do
       expect(factory.dup.dump(:sym)).to eq(bin("c7 03 00") + "sym")
     end
 
-    # The C gem's dup drops this flag (API.md §15.3); msgpack-rs copies the
+    # The C gem's dup drops this flag (docs/compatibility.md §19.1); msgpack-rs copies the
     # whole registration, so a copy packs the same way as its original.
     it "keeps the oversized_integer_extension flag (the C gem loses it)" do
       copy = bigint_factory.dup
@@ -95,7 +95,7 @@ RSpec.describe "MessagePack::Factory freeze, dup, clone and pool" do
   end
 
   describe "#clone", :since_1_5, :crashes_old_c_gem do
-    # The C gem's clone returns an empty registry (API.md §15.3); msgpack-rs
+    # The C gem's clone returns an empty registry (docs/compatibility.md §19.1); msgpack-rs
     # copies it like dup does.
     it "copies the registry (the C gem's clone gives an empty one)" do
       factory.register_type(3, klass)
@@ -169,7 +169,7 @@ RSpec.describe "MessagePack::Factory freeze, dup, clone and pool" do
       expect(nested).to eq(3)
     end
 
-    # The C gem's pool of an unfrozen factory loses the flag (API.md §15.3).
+    # The C gem's pool of an unfrozen factory loses the flag (docs/compatibility.md §19.1).
     it "keeps the bigint flag when built from an unfrozen factory (the C gem loses it)" do
       pool = bigint_factory.pool
       expect(pool.load(pool.dump(10**30))).to eq(10**30)

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # MessagePack::Factory: register_type and its options, registered_types,
-# type_registered?, packer/unpacker/dump/load. API.md §7.
+# type_registered?, packer/unpacker/dump/load. docs/compatibility.md §11.
 # freeze/dup/clone and Pool: factory_pool_spec.rb.
 
 RSpec.describe MessagePack::Factory do
@@ -272,7 +272,7 @@ RSpec.describe MessagePack::Factory do
     end
 
     # The quirk is absent from 1.4.2 (which keys the fast path on the registered id);
-    # exact version it appeared in is unknown, 1.8.3 has it (API.md §7 [probe]).
+    # exact version it appeared in is unknown, 1.8.3 has it (docs/compatibility.md §18.2).
     it "keys optimized_symbols_parsing on ext type 0 whatever id was registered (quirk)", :since_1_5, :c_quirk do
       factory.register_type(5, Symbol, packer: :to_msgpack_ext, unpacker: ->(d) { "proc:#{d}" },
                                        optimized_symbols_parsing: true)

@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Wire formats of str/bin/array/map, string encodings, Symbols, compatibility mode,
-# Hash subclasses and default procs, map key handling. API.md §2, §5a, §5b, §6a.
+# Hash subclasses and default procs, map key handling. docs/compatibility.md §3, §7, §8, §10.
 
 RSpec.describe "MessagePack wire format (strings and containers)" do
   def roundtrip(obj, **opts)

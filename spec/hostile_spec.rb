@@ -2,7 +2,7 @@
 
 # Hostile input: what an attacker-controlled byte string can and cannot do to a decoder.
 #
-# Incidents in peer libraries this file guards against (see /work/shared/NOTES.md):
+# Incidents in peer libraries this file guards against (docs/compatibility.md §15):
 #   * a 5-byte header claiming 2^32-1 elements makes the decoder allocate gigabytes;
 #   * nested array16(65535) headers turn 72 KB of input into 1.4 GB of preallocation;
 #   * a map32 count near 2^32 overflows count*2 (the C gem reads df 80 00 00 01 as 1 entry);
@@ -572,8 +572,8 @@ RSpec.describe "Hostile input" do
     end
 
     it "every truncated prefix of every msgpack-test-suite vector raises EOFError" do
-      path = File.expand_path("../shared/vectors/msgpack-test-suite.json", REPO_ROOT)
-      skip "msgpack-test-suite vectors not found at #{path}" unless File.exist?(path)
+      path = Fixtures::MSGPACK_TEST_SUITE_JSON
+      expect(File.file?(path)).to be(true), "test vectors missing: #{path}"
 
       checked = 0
       JSON.parse(File.read(path)).each_value do |group|

@@ -261,7 +261,7 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
         report = MessagePack.compact!
         [report.objects_visited, report.bytes_released, buffer.read.bytesize, Ractor.shareable?(report)]
       end
-      visited, released, rest, shareable = ractor.take
+      visited, released, rest, shareable = ractor_value(ractor)
       expect(visited).to be < 10
       expect(released).to be >= 2 * MemSpec::MIB
       expect(rest).to eq(MemSpec::MIB)

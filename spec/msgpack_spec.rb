@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # MessagePack module: constants, module functions, DefaultFactory, exceptions.
-# API.md §0, §1, §10.
+# docs/compatibility.md §2, §14.
 
 RSpec.describe MessagePack do
   DOCUMENTED_CONSTANTS = %i[
@@ -86,13 +86,15 @@ RSpec.describe MessagePack do
           unpacker: ->(data) { Point.new(*data.unpack("CC")) })
         bytes = MessagePack.pack(Point.new(1, 2))
         print bytes.unpack1("H*"), " "
-        print MessagePack.unpack(bytes).inspect, " "
+        print MessagePack.unpack(bytes) == Point.new(1, 2), " "
         print [Point.new(3, 4)].to_msgpack.unpack1("H*"), " "
-        print MessagePack.load(MessagePack.dump({ "p" => Point.new(5, 6) })).inspect
+        print MessagePack.load(MessagePack.dump({ "p" => Point.new(5, 6) })) == { "p" => Point.new(5, 6) }
       RUBY
       out, err, status = run_isolated_ruby(code)
       expect(status).to be_success, err
-      expect(out).to eq('d5210102 #<struct Point x=1, y=2> 91d5210304 {"p"=>#<struct Point x=5, y=6>}')
+      # Values compared in the child (Struct#== checks the class too), not through
+      # Hash#inspect, whose format changed in Ruby 3.4.
+      expect(out).to eq("d5210102 true 91d5210304 true")
     end
 
     it "makes Symbols round-trip as ext 0 with the README recipe" do

@@ -1,7 +1,13 @@
 # frozen_string_literal: true
 
 # Ractor safety: every scenario runs inside non-main Ractors and checks its
-# results (values come back with Ractor#take: Ruby 3.1 has no Ractor#value).
+# results. Results come back through ractor_value (spec/support/ractor.rb):
+# Ractor#value on Ruby 3.5+, Ractor#take on 3.1-3.4; a Ractor that has several
+# values to report returns them as an Array from its block.
+#
+# A Ractor that is expected to raise sets Thread.current.report_on_exception =
+# false first, so that Ruby does not print "terminated with exception" into the
+# test output.
 #
 # Ractor.new blocks cannot see the example's locals or helpers, so shared work
 # lives in module RactorSpec (also run in main for differential checks).
@@ -15,7 +21,8 @@
 # loaded (Kernel::RUBYGEMS_ACTIVATION_MONITOR is not shareable), so
 # msgpack/bigint is required here, in the main Ractor.
 
-# The C gem is not Ractor-safe (API.md §14): nothing to check in the oracle run.
+# The C gem is not Ractor-safe (docs/compatibility.md §16): nothing to check in the
+# oracle run.
 return if defined?(MSGPACK_SPEC_ORACLE) && MSGPACK_SPEC_ORACLE
 
 require "msgpack/bigint"
@@ -81,23 +88,23 @@ module RactorSpec
     df.register_type(101, DF::SymbolExt, packer: :to_msgpack_ext, unpacker: :from_msgpack_ext)
     df.register_type(102, DF::LocalExt, packer: ->(o) { [o.v].pack("N") }, unpacker: ->(s) { DF::LocalExt.new(s.unpack1("N")) })
     r = { main: [df.frozen?, Ractor.shareable?(df)] }
-    r[:seen] = Ractor.new do
+    r[:seen] = RactorHelpers.ractor_value(Ractor.new do
       d = MessagePack::DefaultFactory
       types = d.registered_types.select { |t| (100..102).cover?(t[:type]) }
       [d.frozen?, Ractor.shareable?(d), types.map { |t| [t[:type], t[:class].name, !t[:packer].nil?, !t[:unpacker].nil?] }]
-    end.take
-    r[:shared] = Ractor.new do
+    end)
+    r[:shared] = RactorHelpers.ractor_value(Ractor.new do
       obj = [DF::ShareableExt.new(7), DF::SymbolExt.new(8), { "k" => DF::SymbolExt.new(9) }]
       data = MessagePack.pack(obj)
       [DF.hex(data), MessagePack.unpack(data) == obj, obj.to_msgpack == data]
-    end.take
-    r[:local] = Ractor.new do
+    end)
+    r[:local] = RactorHelpers.ractor_value(Ractor.new do
       [DF.err { MessagePack.pack([DF::LocalExt.new(1)]) }, DF.err { MessagePack.unpack("\xD6\x66\x00\x00\x00\x01".b) },
        MessagePack.pack(DF::ShareableExt.new(1)).bytesize]
-    end.take
+    end)
     r[:local_in_main] = [DF.hex(MessagePack.pack(DF::LocalExt.new(1))),
                          MessagePack.unpack(MessagePack.pack(DF::LocalExt.new(1))) == DF::LocalExt.new(1)]
-    r[:from_ractor] = Ractor.new do
+    r[:from_ractor] = RactorHelpers.ractor_value(Ractor.new do
       d = MessagePack::DefaultFactory
       e = DF.err do
         d.register_type(103, DF::FromRactorExt, packer: ->(o) { [o.v].pack("N") }, unpacker: ->(s) { DF::FromRactorExt.new(s.unpack1("N")) })
@@ -105,13 +112,13 @@ module RactorSpec
       d.register_type(103, DF::FromRactorExt, packer: Ractor.make_shareable(proc { |o| [o.v].pack("N") }),
                                               unpacker: Ractor.make_shareable(proc { |s| DF::FromRactorExt.new(s.unpack1("N")) }))
       [e, MessagePack.unpack(MessagePack.pack(DF::FromRactorExt.new(4))).v]
-    end.take
+    end)
     r[:from_ractor_in_main] = [df.type_registered?(103), MessagePack.unpack(MessagePack.pack(DF::FromRactorExt.new(5))).v]
-    r[:leak] = Ractor.new do
+    r[:leak] = RactorHelpers.ractor_value(Ractor.new do
       pk = MessagePack::DefaultFactory.packer.registered_types.find { |t| t[:type] == 102 }
       uk = MessagePack::DefaultFactory.unpacker.registered_types.find { |t| t[:type] == 102 }
       [pk[:packer].nil?, uk[:unpacker].nil?]
-    end.take
+    end)
     puts [Marshal.dump(r)].pack("m0")
   RUBY
 
@@ -240,7 +247,7 @@ module RactorSpec
       MessagePack::DefaultFactory.register_type(101, SymbolExt) # new lambdas; the old ones become garbage
       GC.start if (n += 1) % 2 == 0
     end
-    p ractors.map(&:take)
+    p ractors.map { |r| RactorHelpers.ractor_value(r) }
   RUBY
 
   def self.round_trip_loop(seed, n)
@@ -261,7 +268,7 @@ RSpec.describe "Ractor safety", :ractor do
   # Runs the block in a new Ractor and returns its result; errors raised in the
   # Ractor are re-raised here with their real class.
   def in_ractor(*args, &block)
-    Ractor.new(*args, &block).take
+    ractor_value(Ractor.new(*args, &block))
   rescue Ractor::RemoteError => e
     raise e.cause, cause: nil
   end
@@ -420,7 +427,7 @@ RSpec.describe "Ractor safety", :ractor do
           [k, ok, Ractor.shareable?(fac), fac.frozen?, (fac.register_type(9, Symbol) rescue $!.class)]
         end
       end
-      expect(ractors.map(&:take).sort).to eq([0, 1, 2].map { |k| [k, 300, true, true, FrozenError] })
+      expect(ractors.map { |r| ractor_value(r) }.sort).to eq([0, 1, 2].map { |k| [k, 300, true, true, FrozenError] })
     end
 
     it "Ractor.make_shareable fails cleanly for a frozen factory holding a non-shareable lambda" do
@@ -470,7 +477,7 @@ RSpec.describe "Ractor safety", :ractor do
           [k, ok, via_blocks, frozen_member]
         end
       end
-      expect(ractors.map(&:take).sort_by(&:first)).to eq([[0, 200, [1, 2], FrozenError], [1, 200, [1, 2], FrozenError]])
+      expect(ractors.map { |r| ractor_value(r) }.sort_by(&:first)).to eq([[0, 200, [1, 2], FrozenError], [1, 200, [1, 2], FrozenError]])
     end
   end
 
@@ -486,7 +493,7 @@ RSpec.describe "Ractor safety", :ractor do
       end
       [err, MessagePack.unpack(MessagePack.pack({ "x" => [1, 2.5, "s"] }))]
     end
-    err, back = r.take
+    err, back = ractor_value(r)
     # Inside a Ractor the machine stack is smaller than the main thread's;
     # either way the walk must end in a clean exception or a full result.
     expect([nil, SystemStackError]).to include(err)
@@ -510,9 +517,9 @@ RSpec.describe "Ractor safety", :ractor do
           [n, fac.compact!.objects_visited >= 2]
         end
       end
-      p rs.map(&:take)
+      p rs.map { |r| RactorHelpers.ractor_value(r) }
     RUBY
-    stdout, stderr, status = run_isolated_ruby("Warning[:experimental] = false\n" + script)
+    stdout, stderr, status = run_isolated_ruby("Warning[:experimental] = false\n" + RactorHelpers::REQUIRE_LINE + script)
     expect(status.success?).to be(true), "child failed (#{status.inspect}):\n#{stderr[0, 2000]}"
     expect(stdout.lines.last.strip).to eq("[[2000, true], [2000, true], [2000, true], [2000, true]]")
   end
@@ -522,7 +529,7 @@ RSpec.describe "Ractor safety", :ractor do
   # with MessagePack.unpack and must not meet ours).
   describe "DefaultFactory" do
     before(:context) do
-      stdout, stderr, status = run_isolated_ruby(RactorSpec::DEFAULT_FACTORY_SCRIPT)
+      stdout, stderr, status = run_isolated_ruby(RactorHelpers::REQUIRE_LINE + RactorSpec::DEFAULT_FACTORY_SCRIPT)
       raise "child failed (#{status.inspect}):\n#{stderr}" unless status.success?
 
       @df = Marshal.load(stdout.lines.last.strip.unpack1("m0")) # rubocop:disable Security/MarshalLoad
@@ -562,7 +569,7 @@ RSpec.describe "Ractor safety", :ractor do
     # or calls a stale object; it needs a few seconds of registrations + GCs to show.
 
     it "Ractors keep working while main re-registers types and runs compacting GCs" do
-      stdout, stderr, status = run_isolated_ruby(RactorSpec::REGISTER_WHILE_USED)
+      stdout, stderr, status = run_isolated_ruby(RactorHelpers::REQUIRE_LINE + RactorSpec::REGISTER_WHILE_USED)
       expect([status.success?, stdout.strip]).to eq([true, "[{}, {}]"]), stderr.lines.first(3).join
     end
   end
@@ -595,7 +602,7 @@ RSpec.describe "Ractor safety", :ractor do
       end
     end
     10.times { GC.compact }
-    expect(ractors.map(&:take).sort).to eq([[0, 0], [1, 0]])
+    expect(ractors.map { |r| ractor_value(r) }.sort).to eq([[0, 0], [1, 0]])
   end
 
   describe "objects that are not shareable" do
@@ -609,12 +616,16 @@ RSpec.describe "Ractor safety", :ractor do
     it "moving a Packer or an Unpacker raises Ruby's error and leaves it usable" do
       pk = MessagePack::Packer.new.write(1)
       uk = MessagePack::Unpacker.new.feed("\x93\x01".b)
-      receiver = Ractor.new { Ractor.receive.then { |o| o.respond_to?(:write) ? o.write(2).to_s : o.feed("\x02\x03").read } }
+      receiver = Ractor.new do
+        Thread.current.report_on_exception = false # it ends in the NoMethodError expected below
+        o = Ractor.receive
+        o.respond_to?(:write) ? o.write(2).to_s : o.feed("\x02\x03").read
+      end
       [pk, uk].each do |obj|
         expect { receiver.send(obj, move: true) }.to raise_error(Ractor::Error, /can not move/)
       end
       receiver.send(:done)
-      expect { receiver.take }.to raise_error(Ractor::RemoteError) # :done has no #feed
+      expect { ractor_value(receiver) }.to raise_error(Ractor::RemoteError) # :done has no #feed
       expect(pk.write(2).to_s).to eq("\x01\x02".b)
       expect(uk.feed("\x02\x03".b).read).to eq([1, 2, 3])
     end
@@ -630,16 +641,20 @@ RSpec.describe "Ractor safety", :ractor do
       results = [pk, buf, uk, view].map do |obj|
         r = Ractor.new do
           o = Ractor.receive
+          next :not_sent if o.nil? # the main Ractor could not send its object
           sink = o.is_a?(MessagePack::Packer) ? o.buffer : o
           [o.class, o.is_a?(MessagePack::Unpacker) ? o.feed("\x05").read : (sink << "z").to_s.b[-1]]
         end
-        r.send(obj)
-        r.take
-      rescue Ractor::Error, TypeError => e
-        # msgpack-rs refuses copies (TypeError "can't copy ..."): Ruby 3.1 would
-        # otherwise deliver an empty object.
-        r.close_incoming rescue nil
-        e.class
+        begin
+          r.send(obj)
+        rescue Ractor::Error, TypeError => e
+          # msgpack-rs refuses copies (TypeError "can't copy ..."): Ruby 3.1 would
+          # otherwise deliver an empty object. Let the waiting Ractor finish cleanly.
+          r.send(nil)
+          expect(ractor_value(r)).to eq(:not_sent)
+          next e.class
+        end
+        ractor_value(r)
       end
       expect(results).to all(eq(Ractor::Error).or(eq(TypeError)).or(be_an(Array)))
       arrays = results.grep(Array)
@@ -655,6 +670,6 @@ RSpec.describe "Ractor safety", :ractor do
 
   it "4 Ractors do 20,000 pack/unpack round trips each concurrently, every result checked" do
     ractors = 4.times.map { |i| Ractor.new(i) { |k| RactorSpec.round_trip_loop(k, 20_000) } }
-    expect(ractors.map(&:take).sort).to eq([[0, 0], [1, 0], [2, 0], [3, 0]])
+    expect(ractors.map { |r| ractor_value(r) }.sort).to eq([[0, 0], [1, 0], [2, 0], [3, 0]])
   end
 end

@@ -15,9 +15,10 @@
 #   :since_1_4_3 ... :since_1_8  behaviour of 1.8.3 that the named C gem version introduced
 #                                (excluded from oracle runs against older C gems)
 #   :crashes_old_c_gem           SEGVs C gems older than 1.8 (never run against them)
-#   :c_quirk                     asserts an upstream oddity listed in API.md ([quirk], §15);
-#                                run `rspec --tag ~c_quirk` to leave them out if msgpack-rs
-#                                deliberately fixes one (and then update the example)
+#   :c_quirk                     asserts a C gem oddity that msgpack-rs copies on purpose
+#                                (docs/compatibility.md §18); run `rspec --tag ~c_quirk` to
+#                                leave them out if msgpack-rs deliberately fixes one (then move
+#                                it to docs/compatibility.md §19 and update the example)
 
 REPO_ROOT = File.expand_path("..", __dir__)
 REPO_LIB = File.join(REPO_ROOT, "lib")
@@ -52,17 +53,16 @@ end
 
 Warning[:experimental] = false if Warning.respond_to?(:[]=)
 
-# Move objects around once at start and keep compacting, to catch GC movement bugs
-# (Ruby 3.1 keyword names; 3.2 renamed double_heap to expand_heap).
+# Helpers shared by the spec files (plain modules; see each file).
+Dir[File.join(__dir__, "support", "**", "*.rb")].sort.each { |f| require f }
+
+# Move objects around once at start and keep compacting, to catch GC movement bugs.
+# The keywords depend on the Ruby version (spec/support/compaction.rb).
 if GC.respond_to?(:verify_compaction_references)
   begin
-    GC.verify_compaction_references(toward: :empty, double_heap: true)
-  rescue NotImplementedError, ArgumentError
-    begin
-      GC.verify_compaction_references(toward: :empty, expand_heap: true)
-    rescue NotImplementedError, ArgumentError
-      # compaction not supported on this platform
-    end
+    CompactionHelpers.verify_compaction_references
+  rescue NotImplementedError
+    # compaction not supported on this platform
   end
 end
 begin
@@ -108,6 +108,8 @@ ORACLE_VERSION_TAGS = {
 RSpec.configure do |config|
   config.include SpecHelpers
   config.extend SpecHelpers
+  config.include RactorHelpers
+  config.include MessageHelpers
   config.disable_monkey_patching!
   config.expect_with(:rspec) { |c| c.syntax = :expect }
   config.order = :defined

@@ -1,6 +1,6 @@
 # frozen_string_literal: true
 
-# MessagePack::Timestamp (ext type -1) and the MessagePack::Time helpers. API.md §8.
+# MessagePack::Timestamp (ext type -1) and the MessagePack::Time helpers. docs/compatibility.md §12.
 
 RSpec.describe MessagePack::Timestamp do
   describe "class" do

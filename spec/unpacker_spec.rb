@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # MessagePack::Unpacker: constructor, options, reading methods, errors,
-# ext registration. API.md §6, §6a. Streaming/IO: unpacker_stream_spec.rb.
+# ext registration. docs/compatibility.md §9, §10. Streaming/IO: unpacker_stream_spec.rb.
 
 RSpec.describe MessagePack::Unpacker do
   let(:unpacker) { MessagePack::Unpacker.new }

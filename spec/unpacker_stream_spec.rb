@@ -4,7 +4,7 @@ require "zlib"
 
 # Streaming with MessagePack::Unpacker: feed/feed_each over every chunking,
 # resuming after EOFError, each over IOs, full_unpack, reset, the buffer view.
-# API.md §4 (IO reading), §6.
+# docs/compatibility.md §5 (IO reading), §9.
 
 RSpec.describe "MessagePack::Unpacker streaming" do
   STREAM_OBJECTS = [

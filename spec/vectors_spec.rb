@@ -2,9 +2,9 @@
 
 require "json"
 
-# Cross-language vectors from kawanet/msgpack-test-suite (shared/vectors, beside the repo;
-# see /work/shared/vectors/README.md). Every listed encoding must decode to the value; packing
-# the value must give the first (shortest) encoding.
+# Cross-language vectors from kawanet/msgpack-test-suite (MIT), vendored in
+# spec/fixtures/msgpack-test-suite/ (see the README.md there). Every listed encoding must
+# decode to the value; packing the value must give the first (shortest) encoding.
 #
 # Value mapping: nil/bool/number/string/array/map are the JSON values (str -> UTF-8 String);
 # "binary" -> ASCII-8BIT String; "bignum" -> Integer (the approximate "number" is ignored);
@@ -15,24 +15,24 @@ require "json"
 # a non-negative Integer whose first listed encoding is a *signed* form (only
 # 9223372036854775807: "d3 7f ff .." listed first) is packed with the unsigned form
 # ("cf 7f ff .."), which the suite also lists, because the C gem always writes positive
-# values with the unsigned formats (API.md §5a). The check then expects that listed
-# unsigned encoding instead. No value is skipped: every group gets an encode check.
+# values with the unsigned formats (docs/compatibility.md §7). The check then expects that
+# listed unsigned encoding instead. No value is skipped: every group gets an encode check.
+#
+# A missing fixture fails (the first example below, and the count check at the end); the
+# per-group examples are then not generated.
 
-VECTORS_PATH = ENV.fetch("MSGPACK_TEST_SUITE_JSON") do
-  File.expand_path("../shared/vectors/msgpack-test-suite.json", REPO_ROOT)
-end
+VECTORS_PATH = Fixtures::MSGPACK_TEST_SUITE_JSON
 VECTORS_TOTAL_ENCODINGS = 233
 VECTORS_TOTAL_GROUPS = 85
 
 RSpec.describe "msgpack-test-suite vectors" do
-  unless File.exist?(VECTORS_PATH)
-    it "needs #{VECTORS_PATH}" do
-      skip "test vectors not found at #{VECTORS_PATH} (set MSGPACK_TEST_SUITE_JSON)"
-    end
-    next
+  it "reads the vendored suite and its license from spec/fixtures/msgpack-test-suite/" do
+    expect(File.file?(VECTORS_PATH)).to be(true), "test vectors missing: #{VECTORS_PATH}"
+    license = File.join(File.dirname(VECTORS_PATH), "LICENSE-msgpack-test-suite")
+    expect(File.file?(license)).to be(true), "license of the test vectors missing: #{license}"
   end
 
-  suite = JSON.parse(File.read(VECTORS_PATH))
+  suite = File.file?(VECTORS_PATH) ? JSON.parse(File.read(VECTORS_PATH)) : {}
 
   def self.hex_bytes(dashed)
     [dashed.delete("-")].pack("H*").b

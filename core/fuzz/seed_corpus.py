@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes a seed corpus for the `decode` fuzz target into corpus/decode/:
-every encoding of the shared msgpack-test-suite vectors, plus a few hostile
-inputs (lying length headers, deep nesting, the reserved marker).
+every encoding of the msgpack-test-suite vectors vendored in
+spec/fixtures/msgpack-test-suite/ (or the file given as argument), plus a few
+hostile inputs (lying length headers, deep nesting, the reserved marker).
 
     python3 seed_corpus.py [path/to/msgpack-test-suite.json]
 
@@ -12,11 +13,13 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT = os.path.join(HERE, "..", "..", "..", "shared", "vectors", "msgpack-test-suite.json")
+DEFAULT = os.path.join(
+    HERE, "..", "..", "spec", "fixtures", "msgpack-test-suite", "msgpack-test-suite.json"
+)
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("MSGPACK_VECTORS", DEFAULT)
+    path = sys.argv[1] if len(sys.argv) > 1 else DEFAULT
     out = os.path.join(HERE, "corpus", "decode")
     os.makedirs(out, exist_ok=True)
     with open(path) as f:

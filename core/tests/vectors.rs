@@ -1,7 +1,7 @@
-//! The cross-language msgpack-test-suite vectors (kawanet/msgpack-test-suite),
-//! read from the shared directory at test time: every listed encoding must
-//! decode to the group's value, and encoding that value must give the first
-//! (shortest) listed encoding.
+//! The cross-language msgpack-test-suite vectors (kawanet/msgpack-test-suite,
+//! MIT), vendored in `spec/fixtures/msgpack-test-suite/` of this repository:
+//! every listed encoding must decode to the group's value, and encoding that
+//! value must give the first (shortest) listed encoding.
 use msgpack_rs_core::{decode_value_exact, encode, encode_value, Timestamp, Value};
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -9,21 +9,12 @@ use std::path::PathBuf;
 /// The number of encodings in the suite (sum of every `msgpack` list).
 const EXPECTED_ENCODINGS: usize = 233;
 
-/// `shared/vectors/` beside the repository, else the file named by
-/// `MSGPACK_VECTORS`.
+/// The vendored suite, `spec/fixtures/msgpack-test-suite/msgpack-test-suite.json`
+/// at the repository root. A missing file fails the test (see
+/// `msgpack_test_suite`); it is never skipped.
 fn vectors_path() -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/vectors/msgpack-test-suite.json");
-    if beside.exists() {
-        return beside;
-    }
-    match std::env::var_os("MSGPACK_VECTORS") {
-        Some(p) => PathBuf::from(p),
-        None => panic!(
-            "msgpack-test-suite.json not found at {}; set MSGPACK_VECTORS to its path",
-            beside.display()
-        ),
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../spec/fixtures/msgpack-test-suite/msgpack-test-suite.json")
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -222,7 +213,7 @@ fn is_unsigned_tie(want: &Expected, packed: &[u8], encs: &[Vec<u8>]) -> bool {
 fn msgpack_test_suite() {
     let path = vectors_path();
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        .unwrap_or_else(|e| panic!("reading the vendored test vectors {}: {e}", path.display()));
     let suite: Json = serde_json::from_str(&text).expect("suite is JSON");
     let files = suite.as_object().expect("suite is an object keyed by file");
 

@@ -3,22 +3,23 @@
 use crate::errors;
 use magnus::{prelude::*, value::ReprValue, Error, ExceptionClass, Value};
 use rb_sys::VALUE;
-use std::os::raw::c_void;
 
-// These back the public inline functions `rb_ractor_main_p` and
-// `rb_ractor_shareable_p` of ruby/ractor.h; bindgen does not emit inline
-// functions, so we declare what they call.
+// This backs the public inline function `rb_ractor_shareable_p` of
+// ruby/ractor.h; bindgen does not emit inline functions, so we declare what it
+// calls. Exported by every supported Ruby (3.1-3.4).
 extern "C" {
-    static ruby_single_main_ractor: *mut c_void;
-    fn rb_ractor_main_p_() -> bool;
     fn rb_ractor_shareable_p_continue(obj: VALUE) -> bool;
 }
 
-/// True in the main Ractor (and always while only one Ractor exists).
+/// True in the main Ractor.
+///
+/// Ruby has no public "am I the main Ractor" call (`rb_ractor_main_p_` and
+/// `ruby_single_main_ractor` are private, and 3.3+ no longer export them), so
+/// the id kept in Ractor-local storage tells: [`init`] stores 0 in the main
+/// Ractor's storage at load time, and every other Ractor gets a fresh id.
 #[inline]
 pub fn in_main_ractor() -> bool {
-    // SAFETY: reading a VM global pointer, then the VM's own query.
-    unsafe { !ruby_single_main_ractor.is_null() || rb_ractor_main_p_() }
+    current_id() == 0
 }
 
 /// `Ractor.shareable?(obj)`.
@@ -47,10 +48,14 @@ pub fn mark_shareable(obj: VALUE) {
 /// Ractor-local storage key for [`current_id`] (made at load time).
 static ID_KEY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
+/// Makes the Ractor-local key and tags the loading Ractor as the main one
+/// (extensions can only be loaded by the main Ractor).
 pub fn init() {
     // SAFETY: plain C API call at load time.
     let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
     let _ = ID_KEY.set(key as usize);
+    // SAFETY: storing a Fixnum under our key, in the main Ractor.
+    unsafe { rb_sys::rb_ractor_local_storage_value_set(key, rb_sys::LONG2FIX(0)) };
 }
 
 /// An id for the current Ractor: 0 for the main Ractor, otherwise a
@@ -58,9 +63,6 @@ pub fn init() {
 pub fn current_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    if in_main_ractor() {
-        return 0;
-    }
     let Some(&key) = ID_KEY.get() else {
         return u64::MAX;
     };
