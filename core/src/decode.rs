@@ -8,6 +8,13 @@
 //! more bytes and calls again. Containers under construction live on the
 //! decoder's own stack, so nothing is re-read or lost between calls.
 //!
+//! After an error the decoder drops the object in progress and remembers how
+//! much of it is still to come (whole items, and payload bytes of a str, bin
+//! or ext whose header was read); the next call first discards that rest, so
+//! decoding resumes at the next top-level object and never hands out parts of
+//! a failed one. [`StreamDecoder::skip`] uses the same machinery to skip an
+//! object without building it.
+//!
 //! The decoder never allocates from a length header: it passes the builder a
 //! capacity hint no larger than what the buffered bytes could hold, after
 //! setting aside a byte for every element the enclosing containers still
@@ -182,6 +189,19 @@ pub fn parse_header(input: &[u8]) -> Result<Option<(Header, usize)>, DecodeError
     }
 }
 
+/// The length limit a header breaks, if any.
+fn header_limit(header: &Header, limits: &Limits) -> Option<DecodeError> {
+    let (kind, len, max) = match *header {
+        Header::Str(len) => (LimitKind::StrLen, len, limits.max_str_len),
+        Header::Bin(len) => (LimitKind::BinLen, len, limits.max_bin_len),
+        Header::Ext { len, .. } => (LimitKind::ExtLen, len, limits.max_ext_len),
+        Header::Array(len) => (LimitKind::ArrayLen, len, limits.max_array_len),
+        Header::Map(len) => (LimitKind::MapLen, len, limits.max_map_len),
+        _ => return None,
+    };
+    (len > max).then_some(DecodeError::LimitExceeded { kind, len, max })
+}
+
 /// What one general token did.
 enum Token<V> {
     Value(V),
@@ -210,6 +230,67 @@ pub enum Partial<'a, B: Builder> {
     Map(&'a mut B::Map),
 }
 
+/// What a failing step leaves of its token: whole items (scalars, or
+/// containers with everything in them) and payload bytes of a str, bin or
+/// ext whose header was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cut {
+    items: u64,
+    bytes: u64,
+}
+
+/// What is left of an object being discarded: first `bytes` of a payload,
+/// then whole items at each open level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Leftover {
+    /// Items still to drop at each level, outermost first. The rest of a
+    /// failed object is one level (its depth no longer matters); an
+    /// explicit skip tracks its levels, so it can apply the depth limit
+    /// like a read, and level 0 is the top level.
+    levels: Vec<u64>,
+    bytes: u64,
+    /// An explicit [`StreamDecoder::skip`] cut short: the next `skip`
+    /// continues it (rather than skipping one more object).
+    skipping: bool,
+}
+
+impl Leftover {
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.bytes == 0 && self.levels.iter().all(|&n| n == 0)
+    }
+
+    fn clear(&mut self) {
+        self.levels.clear();
+        self.bytes = 0;
+        self.skipping = false;
+    }
+
+    /// Turns whatever is left into one level of `extra` more items, with no
+    /// depth tracking (after an error).
+    fn flatten(&mut self, extra: u64) {
+        let items = self
+            .levels
+            .iter()
+            .fold(extra, |sum, &n| sum.saturating_add(n));
+        self.levels.clear();
+        self.levels.push(items);
+        self.skipping = false;
+    }
+}
+
+impl<B: Builder> Frame<B> {
+    /// Items this container still expects, counting the one in progress.
+    fn items_left(&self) -> u64 {
+        match self {
+            Frame::Array { remaining, .. } => *remaining as u64,
+            Frame::Map {
+                remaining, has_key, ..
+            } => 2 * *remaining as u64 - *has_key as u64,
+        }
+    }
+}
+
 /// A resumable decoder: see the module docs.
 pub struct StreamDecoder<B: Builder> {
     stack: Vec<Frame<B>>,
@@ -217,6 +298,12 @@ pub struct StreamDecoder<B: Builder> {
     /// Elements the open containers still expect after the ones in progress
     /// (each takes at least a byte), so capacity hints don't count them.
     owed: u64,
+    /// The rest of an object being discarded (after an error, or by
+    /// [`StreamDecoder::skip`]), consumed before anything else.
+    leftover: Leftover,
+    /// Set just before a step that may fail after reading a header: what of
+    /// that token would still follow if it did.
+    cut: Cut,
 }
 
 impl<B: Builder> Default for StreamDecoder<B> {
@@ -231,6 +318,8 @@ impl<B: Builder> StreamDecoder<B> {
             stack: Vec::new(),
             limits,
             owed: 0,
+            leftover: Leftover::default(),
+            cut: Cut::default(),
         }
     }
 
@@ -247,25 +336,173 @@ impl<B: Builder> StreamDecoder<B> {
         self.stack.len()
     }
 
-    /// True when no object is partially decoded.
+    /// True when no object is partially decoded or being discarded.
     pub fn is_idle(&self) -> bool {
-        self.stack.is_empty()
+        self.stack.is_empty() && self.leftover.is_empty()
     }
 
-    /// Drops any partial object.
+    /// True while the rest of a failed or skipped object is still to be
+    /// discarded (the next [`StreamDecoder::decode`] does that first).
+    pub fn is_discarding(&self) -> bool {
+        !self.leftover.is_empty()
+    }
+
+    /// Drops any partial object, and what was left to discard.
     pub fn reset(&mut self) {
+        self.stack.clear();
+        self.owed = 0;
+        self.leftover.clear();
+        self.cut = Cut::default();
+    }
+
+    /// After an error: drops the object in progress and records what of it
+    /// is still to come. Every open container has one element in progress
+    /// (the failed token, or the container inside it), already consumed.
+    fn abandon(&mut self) {
+        let mut items = self.cut.items;
+        for frame in &self.stack {
+            items = items.saturating_add(frame.items_left() - 1);
+        }
+        self.leftover.flatten(items);
+        self.leftover.bytes = self.leftover.bytes.saturating_add(self.cut.bytes);
+        self.cut = Cut::default();
         self.stack.clear();
         self.owed = 0;
     }
 
-    /// Releases the stack's memory beyond what it holds now.
+    /// Discards the leftover from `input[*pos..]`. Returns true when it is
+    /// all gone, false when the input ended first (the rest is remembered;
+    /// `*pos` is past everything consumed, possibly inside a payload). A
+    /// `0xc1` counts as a one-byte item and is reported once consumed; an
+    /// explicit skip reports nesting beyond the depth limit, then goes on as
+    /// after any error.
+    fn discard(&mut self, input: &[u8], pos: &mut usize) -> Result<bool, DecodeError> {
+        let left = &mut self.leftover;
+        loop {
+            if left.bytes > 0 {
+                let available = input.len().saturating_sub(*pos) as u64;
+                let n = left.bytes.min(available);
+                *pos += n as usize;
+                left.bytes -= n;
+                if left.bytes > 0 {
+                    return Ok(false);
+                }
+            }
+            while left.levels.last() == Some(&0) {
+                left.levels.pop();
+            }
+            if left.levels.is_empty() {
+                left.skipping = false;
+                return Ok(true);
+            }
+            let rest = input.get(*pos..).unwrap_or(&[]);
+            let parsed = parse_header(rest);
+            let Some(top) = left.levels.last_mut() else {
+                return Ok(true);
+            };
+            let (header, hlen) = match parsed {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(false),
+                Err(e) => {
+                    *pos += 1;
+                    *top -= 1;
+                    return Err(e);
+                }
+            };
+            *pos += hlen;
+            *top -= 1;
+            // An explicit skip rejects what a read would (the same answer
+            // from every entry point); the rest of a failed object does not.
+            let limit = if left.skipping {
+                header_limit(&header, &self.limits)
+            } else {
+                None
+            };
+            let items = match header {
+                Header::Str(len) | Header::Bin(len) | Header::Ext { len, .. } => {
+                    left.bytes = len as u64;
+                    if let Some(e) = limit {
+                        left.flatten(0);
+                        return Err(e);
+                    }
+                    continue;
+                }
+                Header::Array(n) => n as u64,
+                Header::Map(n) => 2 * n as u64,
+                _ => continue,
+            };
+            if let Some(e) = limit {
+                left.flatten(items);
+                return Err(e);
+            }
+            if items == 0 {
+                continue;
+            }
+            if !left.skipping {
+                *top = top.saturating_add(items);
+            } else if left.levels.len() > self.limits.max_depth {
+                left.flatten(items);
+                return Err(DecodeError::DepthExceeded {
+                    max: self.limits.max_depth,
+                });
+            } else {
+                left.levels.push(items);
+            }
+        }
+    }
+
+    /// Discards what is left of a failed or skipped object (see the module
+    /// docs) without decoding anything after it: `Ok(true)` once nothing is
+    /// left. For callers that read raw headers next.
+    pub fn discard_leftover(&mut self, input: &[u8], pos: &mut usize) -> Result<bool, DecodeError> {
+        if self.leftover.is_empty() {
+            return Ok(true);
+        }
+        self.discard(input, pos)
+    }
+
+    /// Skips one object without building it: the rest of the object in
+    /// progress if there is one (its partial containers are dropped), else
+    /// the next one; a skip cut short earlier is continued. `Ok(true)` when
+    /// it is skipped; `Ok(false)` when the input ended first: the rest is
+    /// remembered, and the next `skip` or `decode` finishes it before
+    /// anything else. Nothing is built or reserved; nesting deeper than the
+    /// depth limit fails as it would for a read.
+    pub fn skip(&mut self, input: &[u8], pos: &mut usize) -> Result<bool, DecodeError> {
+        if !self.leftover.skipping {
+            // The rest of a failed object goes first.
+            if !self.leftover.is_empty() && !self.discard(input, pos)? {
+                return Ok(false);
+            }
+            let left = &mut self.leftover;
+            left.clear();
+            left.skipping = true;
+            // Level 0 is the top level: the object being skipped, or (for a
+            // partial one) nothing more there.
+            left.levels.push(self.stack.is_empty() as u64);
+            let innermost = self.stack.len();
+            for (i, frame) in self.stack.iter().enumerate() {
+                // Each container's element in progress is the one inside it,
+                // except the innermost's next element, not started yet.
+                let in_progress = (i + 1 < innermost) as u64;
+                left.levels.push(frame.items_left() - in_progress);
+            }
+            self.stack.clear();
+            self.owed = 0;
+        }
+        self.discard(input, pos)
+    }
+
+    /// Releases the stacks' memory beyond what they hold now.
     pub fn shrink_to_fit(&mut self) {
         self.stack.shrink_to_fit();
+        self.leftover.levels.shrink_to_fit();
     }
 
     /// Heap bytes held by the decoder itself.
     pub fn heap_size(&self) -> usize {
         self.stack.capacity() * std::mem::size_of::<Frame<B>>()
+            + self.leftover.levels.capacity() * std::mem::size_of::<u64>()
     }
 
     /// Calls `f` for every partial array and map, innermost last.
@@ -279,18 +516,23 @@ impl<B: Builder> StreamDecoder<B> {
     }
 
     /// Decodes from `input[*pos..]`. On return `*pos` is past every token
-    /// applied. After an error the decoder is idle (partial containers are
-    /// dropped) and `*pos` is past the offending header, so the bytes after it
-    /// are still there for the caller to inspect or skip.
+    /// applied. After an error `*pos` is past the offending token (or its
+    /// header), the partial containers are dropped and the rest of the failed
+    /// object is discarded by the next call, which then decodes the next
+    /// top-level object (see the module docs).
+    #[inline]
     pub fn decode(
         &mut self,
         b: &mut B,
         input: &[u8],
         pos: &mut usize,
     ) -> Result<Step<B::Value>, B::Error> {
+        if !self.leftover.is_empty() && !self.discard(input, pos)? {
+            return Ok(Step::NeedMore);
+        }
         let r = self.decode_inner(b, input, pos);
         if r.is_err() {
-            self.reset();
+            self.abandon();
         }
         r
     }
@@ -300,9 +542,16 @@ impl<B: Builder> StreamDecoder<B> {
     pub fn inject(&mut self, b: &mut B, v: B::Value) -> Result<Option<B::Value>, B::Error> {
         let r = self.place(b, v);
         if r.is_err() {
-            self.reset();
+            self.abandon();
         }
         r
+    }
+
+    /// Gives up on a [`Step::Deferred`] ext whose value could not be made
+    /// (its unpacker failed): the object in progress is discarded like
+    /// after a decode error.
+    pub fn abandon_deferred(&mut self) {
+        self.abandon();
     }
 
     #[inline]
@@ -426,6 +675,7 @@ impl<B: Builder> StreamDecoder<B> {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(Token::Stop(Step::NeedMore)),
             Err(e) => {
+                // The 0xc1 byte is the failed item.
                 *pos = start + 1;
                 return Err(e.into());
             }
@@ -441,6 +691,7 @@ impl<B: Builder> StreamDecoder<B> {
             Header::Str(len) => {
                 if let Err(e) = Self::check_len(LimitKind::StrLen, len, self.limits.max_str_len) {
                     *pos = start + hlen;
+                    self.cut.bytes = len as u64;
                     return Err(e.into());
                 }
                 let Some(bytes) = body.get(..len as usize) else {
@@ -456,6 +707,7 @@ impl<B: Builder> StreamDecoder<B> {
             Header::Bin(len) => {
                 if let Err(e) = Self::check_len(LimitKind::BinLen, len, self.limits.max_bin_len) {
                     *pos = start + hlen;
+                    self.cut.bytes = len as u64;
                     return Err(e.into());
                 }
                 let Some(bytes) = body.get(..len as usize) else {
@@ -471,6 +723,7 @@ impl<B: Builder> StreamDecoder<B> {
             Header::Ext { ty, len } => {
                 if let Err(e) = Self::check_len(LimitKind::ExtLen, len, self.limits.max_ext_len) {
                     *pos = start + hlen;
+                    self.cut.bytes = len as u64;
                     return Err(e.into());
                 }
                 let Some(bytes) = body.get(..len as usize) else {
@@ -478,7 +731,11 @@ impl<B: Builder> StreamDecoder<B> {
                 };
                 if b.defer_ext(ty) {
                     *pos = start + hlen;
+                    // The payload belongs to the ext's unpacker, which reads
+                    // it from the stream itself.
+                    self.cut.bytes = len as u64;
                     self.check_depth()?;
+                    self.cut.bytes = 0;
                     return Ok(Token::Stop(Step::Deferred { ty, len }));
                 }
                 *pos = start + hlen + len as usize;
@@ -486,6 +743,8 @@ impl<B: Builder> StreamDecoder<B> {
             }
             Header::Array(len) => {
                 *pos = start + hlen;
+                // Until the array is open, a failure leaves its elements.
+                self.cut.items = len as u64;
                 Self::check_len(LimitKind::ArrayLen, len, self.limits.max_array_len)?;
                 if len == 0 {
                     let array = b.array_begin(0, 0)?;
@@ -494,6 +753,7 @@ impl<B: Builder> StreamDecoder<B> {
                 self.check_depth()?;
                 let capacity = (len as usize).min(self.unowed(body.len()));
                 let array = b.array_begin(len, capacity)?;
+                self.cut.items = 0;
                 self.owed += len as u64 - 1;
                 self.stack.push(Frame::Array {
                     array,
@@ -503,6 +763,8 @@ impl<B: Builder> StreamDecoder<B> {
             }
             Header::Map(len) => {
                 *pos = start + hlen;
+                // Until the map is open, a failure leaves its entries.
+                self.cut.items = 2 * len as u64;
                 Self::check_len(LimitKind::MapLen, len, self.limits.max_map_len)?;
                 if len == 0 {
                     let map = b.map_begin(0, 0)?;
@@ -512,6 +774,7 @@ impl<B: Builder> StreamDecoder<B> {
                 // Every entry takes at least two bytes.
                 let capacity = (len as usize).min(self.unowed(body.len()) / 2);
                 let map = b.map_begin(len, capacity)?;
+                self.cut.items = 0;
                 self.owed += 2 * len as u64 - 1;
                 self.stack.push(Frame::Map {
                     map,
@@ -550,13 +813,17 @@ impl<B: Builder> StreamDecoder<B> {
                     remaining,
                     has_key,
                 }) => {
+                    // Counters move only once the builder took the value,
+                    // so an error leaves them describing what is still to
+                    // come (see `abandon`).
                     if !*has_key {
+                        b.map_key(map, v)?;
                         *has_key = true;
                         self.owed -= 1;
-                        return b.map_key(map, v).map(|()| None);
+                        return Ok(None);
                     }
-                    *has_key = false;
                     b.map_value(map, v)?;
+                    *has_key = false;
                     *remaining -= 1;
                     if *remaining > 0 {
                         self.owed -= 1;

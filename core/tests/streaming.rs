@@ -291,7 +291,9 @@ fn depth_limit_is_128_non_empty_containers() {
         assert_eq!(r, Err(DecodeError::DepthExceeded { max: 128 }));
         let unit = if make(1, 0xc0).len() == 2 { 1 } else { 2 };
         assert_eq!(pos, 128 * unit + 1);
-        assert!(dec.is_idle(), "partial containers dropped after an error");
+        assert_eq!(dec.depth(), 0, "partial containers dropped after an error");
+        // The rest of the failed object (the nil inside) is discarded next.
+        assert!(dec.is_discarding());
     }
     // The value itself is right at the limit.
     let mut v = Value::Nil;
@@ -345,7 +347,7 @@ fn deep_lying_array_headers_fail_without_big_reservations() {
         rec.total_capacity(),
         input.len()
     );
-    assert!(dec.is_idle());
+    assert_eq!(dec.depth(), 0);
     // The decoder's own stack is bounded by the depth limit.
     assert!(dec.heap_size() <= 1 << 16, "{}", dec.heap_size());
 }
@@ -475,7 +477,19 @@ fn each_limit_kind() {
             );
             let hlen = parse_header(&bytes).unwrap().unwrap().1;
             assert_eq!(pos, hlen, "{kind:?} {n}: position past the header");
-            assert!(dec.is_idle());
+            assert_eq!(dec.depth(), 0);
+            // The next call discards the rest of the object: payload or
+            // elements, and nothing after them.
+            let mut dec = dec;
+            let mut more = bytes.clone();
+            more.push(0x2a);
+            let mut pos = hlen;
+            assert_eq!(
+                dec.decode(&mut ValueBuilder, &more, &mut pos),
+                Ok(Step::Done(Value::Uint(42))),
+                "{kind:?} {n}"
+            );
+            assert_eq!(pos, more.len());
             // Other limits don't interfere.
             for other in [
                 LimitKind::ArrayLen,
@@ -530,7 +544,20 @@ fn length_limits_apply_before_waiting_for_payload() {
     let e = r.unwrap_err();
     assert_eq!(e.to_string(), "length 2 exceeds max_bin_len (1)");
     assert_eq!(pos, 4);
-    assert!(dec.is_idle());
+    assert_eq!(dec.depth(), 0);
+    // The two payload bytes still to come are the failed object's.
+    let mut dec = dec;
+    let mut pos = 0;
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &[0xaa], &mut pos),
+        Ok(Step::NeedMore)
+    );
+    assert_eq!(pos, 1);
+    let mut pos = 0;
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &[0xbb, 0x03], &mut pos),
+        Ok(Step::Done(Value::Uint(3)))
+    );
 }
 
 // ---------------------------------------------------------------- lying headers
@@ -617,20 +644,23 @@ fn reserved_marker_c1() {
     let (r, pos, _) = decode_with(&mut ValueBuilder, Limits::default(), &[0xc1, 0x01]);
     assert_eq!(r, Err(DecodeError::InvalidMarker(0xc1)));
     assert_eq!(pos, 1, "position past the bad byte");
-    // Inside a container: the partial array is dropped, the rest left.
-    let input = [0x93, 0x01, 0xc1, 0x02];
+    // Inside a container: the partial array is dropped, and its last
+    // element is discarded, never handed out as an object of its own.
+    let input = [0x93, 0x01, 0xc1, 0x02, 0x05];
     let mut dec = StreamDecoder::<ValueBuilder>::default();
     let mut pos = 0;
     let r = dec.decode(&mut ValueBuilder, &input, &mut pos);
     assert_eq!(r, Err(DecodeError::InvalidMarker(0xc1)));
     assert_eq!(pos, 3);
-    assert!(dec.is_idle());
-    // The same decoder goes on with what follows.
+    assert_eq!(dec.depth(), 0);
+    assert!(dec.is_discarding());
+    // The same decoder goes on with the next top-level object.
     assert_eq!(
         dec.decode(&mut ValueBuilder, &input, &mut pos),
-        Ok(Step::Done(Value::Uint(2)))
+        Ok(Step::Done(Value::Uint(5)))
     );
-    assert_eq!(pos, 4);
+    assert_eq!(pos, 5);
+    assert!(dec.is_idle());
     assert_eq!(DecodeError::InvalidMarker(0xc1).to_string(), "invalid byte");
 }
 
@@ -745,13 +775,15 @@ fn builder_errors_reset_the_decoder() {
         dec.decode(&mut rec, &input, &mut pos),
         Err(DecodeError::InvalidMarker(0))
     );
-    assert!(dec.is_idle());
-    // The same decoder reads on from a fresh object.
-    let mut pos = 6;
+    assert_eq!(pos, 5);
+    assert_eq!(dec.depth(), 0);
+    // The same decoder drops the rest of [[ext 9], 1] and reads the next
+    // object.
     assert_eq!(
         dec.decode(&mut rec, &input, &mut pos),
         Ok(Step::Done(Value::Uint(7)))
     );
+    assert!(dec.is_idle());
     // And capacity bookkeeping starts afresh: a new container gets the
     // whole buffer again.
     let mut pos = 0;
@@ -908,7 +940,210 @@ fn skipper_skips_one_object() {
         skip.decode(&mut Skipper, &[0x92, 0xc1], &mut pos),
         Err(DecodeError::InvalidMarker(0xc1))
     );
-    assert!(skip.is_idle());
+    assert_eq!(skip.depth(), 0);
+    assert!(skip.is_discarding());
+}
+
+/// `StreamDecoder::skip`: one object, or the rest of the one in progress,
+/// across chunk boundaries, with no limits and no building.
+#[test]
+fn skip_one_object_streaming() {
+    let a = Value::Map(vec![
+        (
+            Value::Str(b"k".to_vec()),
+            Value::Array(vec![Value::Str(vec![b'x'; 40]); 3]),
+        ),
+        (Value::Bin(vec![1; 300]), Value::Ext(-1, vec![0; 12])),
+    ]);
+    let bytes = enc_all(&[a.clone(), Value::Uint(9)]);
+    let first = enc(&a).len();
+    // Whole, and a byte at a time.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    assert_eq!(dec.skip(&bytes, &mut pos), Ok(true));
+    assert_eq!(pos, first);
+    assert!(dec.is_idle());
+    let mut buf = Vec::new();
+    let mut pos = 0;
+    let mut calls = 0;
+    for &byte in &bytes[..first] {
+        buf.push(byte);
+        calls += 1;
+        let done = dec.skip(&buf, &mut pos).unwrap();
+        assert_eq!(done, buf.len() == first, "after {} bytes", buf.len());
+        assert!(pos <= buf.len());
+    }
+    assert_eq!((calls, pos), (first, first));
+    // Skipping in the middle of a partial object drops the rest of it.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    let part = &bytes[..first - 20];
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, part, &mut pos),
+        Ok(Step::NeedMore)
+    );
+    assert!(dec.depth() > 0);
+    assert_eq!(dec.skip(&bytes, &mut pos), Ok(true));
+    assert_eq!(pos, first);
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &bytes, &mut pos),
+        Ok(Step::Done(Value::Uint(9)))
+    );
+    // A skip cut short is finished by the next decode before anything else.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    assert_eq!(dec.skip(&bytes[..first / 2], &mut pos), Ok(false));
+    assert!(dec.is_discarding());
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &bytes, &mut pos),
+        Ok(Step::Done(Value::Uint(9)))
+    );
+    // 0xc1 is reported, counted as one item, and skipping goes on from it.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    let input = [0x92, 0xc1, 0x01, 0x07];
+    assert_eq!(
+        dec.skip(&input, &mut pos),
+        Err(DecodeError::InvalidMarker(0xc1))
+    );
+    assert_eq!(dec.skip(&input, &mut pos), Ok(true));
+    assert_eq!(pos, 3);
+    // Too deep: StackError's error, then the rest of that object is gone.
+    let mut dec = StreamDecoder::<ValueBuilder>::new(Limits {
+        max_depth: 1,
+        ..Limits::default()
+    });
+    let mut pos = 0;
+    assert_eq!(
+        dec.skip(&bytes, &mut pos),
+        Err(DecodeError::DepthExceeded { max: 1 })
+    );
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &bytes, &mut pos),
+        Ok(Step::Done(Value::Uint(9)))
+    );
+    // Length limits apply as for a read; the rejected value's rest goes.
+    let mut dec = StreamDecoder::<ValueBuilder>::new(Limits {
+        max_bin_len: 299,
+        ..Limits::default()
+    });
+    let mut pos = 0;
+    assert!(matches!(
+        dec.skip(&bytes, &mut pos),
+        Err(DecodeError::LimitExceeded {
+            kind: LimitKind::BinLen,
+            len: 300,
+            max: 299
+        })
+    ));
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &bytes, &mut pos),
+        Ok(Step::Done(Value::Uint(9)))
+    );
+    // 128 levels skip fine by default, 129 do not.
+    let deep = |n: usize| {
+        let mut v = vec![0x91; n];
+        v.push(0xc0);
+        v
+    };
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    assert_eq!(dec.skip(&deep(128), &mut pos), Ok(true));
+    let mut pos = 0;
+    assert_eq!(
+        dec.skip(&deep(129), &mut pos),
+        Err(DecodeError::DepthExceeded { max: 128 })
+    );
+    // Reset forgets a pending skip.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    assert_eq!(dec.skip(&[0x93], &mut pos), Ok(false));
+    dec.reset();
+    let mut pos = 0;
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &[0x04], &mut pos),
+        Ok(Step::Done(Value::Uint(4)))
+    );
+}
+
+/// After an error of any kind inside an object, decoding resumes at the
+/// next top-level object, also when the rest arrives in pieces.
+#[test]
+fn errors_resume_at_the_next_top_level_object() {
+    let marker = [0xa3, b'e', b'n', b'd'];
+    // (object with a failure inside, limits)
+    let cases: Vec<(Vec<u8>, Limits)> = vec![
+        // c1 in a map value position
+        (
+            vec![0x82, 0xa1, b'a', 0xc1, 0xa1, b'b', 0x92, 0x01, 0x02],
+            Limits::default(),
+        ),
+        // a nested array beyond the depth limit
+        (
+            vec![0x92, 0x92, 0x91, 0x91, 0x01, 0x02, 0x03],
+            Limits {
+                max_depth: 2,
+                ..Limits::default()
+            },
+        ),
+        // a str over its limit, inside a map key
+        (
+            vec![0x81, 0xd9, 0x05, b'h', b'e', b'l', b'l', b'o', 0x01],
+            Limits {
+                max_str_len: 4,
+                ..Limits::default()
+            },
+        ),
+        // an array over its limit (its elements still follow)
+        (
+            vec![0x91, 0x93, 0xa1, b'x', 0x91, 0x02, 0xc0],
+            Limits {
+                max_array_len: 2,
+                ..Limits::default()
+            },
+        ),
+        // a map over its limit
+        (
+            vec![0x92, 0x82, 0x01, 0x02, 0x03, 0x04, 0x05],
+            Limits {
+                max_map_len: 1,
+                ..Limits::default()
+            },
+        ),
+    ];
+    for (object, limits) in cases {
+        let mut input = object.clone();
+        input.extend_from_slice(&marker);
+        for step in [input.len(), 1, 2, 3] {
+            let mut dec = StreamDecoder::<ValueBuilder>::new(limits);
+            let mut buf = Vec::new();
+            let mut events = Vec::new();
+            let mut fed = 0;
+            while fed < input.len() {
+                let end = (fed + step).min(input.len());
+                buf.extend_from_slice(&input[fed..end]);
+                fed = end;
+                let mut pos = 0;
+                loop {
+                    match dec.decode(&mut ValueBuilder, &buf, &mut pos) {
+                        Ok(Step::Done(v)) => events.push(Ok(v)),
+                        Ok(Step::NeedMore) => break,
+                        Ok(Step::Deferred { .. }) => unreachable!(),
+                        Err(e) => events.push(Err(e)),
+                    }
+                }
+                buf.drain(..pos);
+            }
+            assert_eq!(
+                events.len(),
+                2,
+                "{object:02x?} in steps of {step}: {events:?}"
+            );
+            assert!(events[0].is_err());
+            assert_eq!(events[1], Ok(Value::Str(b"end".to_vec())));
+            assert!(dec.is_idle() && buf.is_empty());
+        }
+    }
 }
 
 // ---------------------------------------------------------------- encoder

@@ -23,6 +23,8 @@ pub struct Buffer {
     /// First field: leaves the Ractor's compact! registry before anything
     /// else is dropped (see memory.rs).
     pub(crate) tracker: crate::memory::Tracker,
+    /// The Ractor that made it (see `gc_ref::may_read_state`).
+    owner: u64,
     kind: Kind,
 }
 
@@ -30,6 +32,7 @@ impl Default for Buffer {
     fn default() -> Self {
         Buffer {
             tracker: crate::memory::Tracker::default(),
+            owner: crate::ractor::current_id(),
             kind: Kind::Own(BufferCore::default()),
         }
     }
@@ -38,7 +41,7 @@ impl Default for Buffer {
 impl DataTypeFunctions for Buffer {
     fn mark(&self, _: &magnus::gc::Marker) {
         match &self.kind {
-            Kind::Own(core) => core.mark(),
+            Kind::Own(core) => core.mark(crate::gc_ref::may_read_state(self.owner)),
             Kind::View(owner) => owner.mark(),
         }
     }
@@ -62,6 +65,7 @@ pub fn new_view(owner: Value) -> Result<Value, Error> {
     let ruby = ruby();
     let view = ruby.obj_wrap(Buffer {
         tracker: crate::memory::Tracker::default(),
+        owner: crate::ractor::current_id(),
         kind: Kind::View(GcRef::new(owner.as_raw())),
     });
     view.ivar_set("@owner", owner)?;
@@ -258,12 +262,7 @@ impl Buffer {
 
     /// Releases slack memory; returns the bytes released.
     pub fn compact_memory(&self) -> Result<usize, Error> {
-        self.with(|c| {
-            Ok(c.queue
-                .try_borrow_mut()
-                .map(|mut q| q.shrink())
-                .unwrap_or(0))
-        })
+        self.with(|c| Ok(c.q_mut().map(|mut q| q.shrink()).unwrap_or(0)))
     }
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {

@@ -2,13 +2,14 @@
 //! queue, an optional IO, and msgpack-ruby's three buffer options.
 use crate::chunk_queue::ChunkQueue;
 use crate::errors::{self, ruby};
-use crate::gc_ref::GcRef;
+use crate::gc_ref::{self, GcRef, Published};
 use crate::raw;
 use magnus::{
     prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash, RString,
     Value,
 };
 use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::ops::{Deref, DerefMut};
 
 pub const IO_BUFFER_SIZE_DEFAULT: usize = 32 * 1024;
 pub const IO_BUFFER_SIZE_MIN: usize = 1024;
@@ -33,8 +34,12 @@ enum WriteMethod {
 }
 
 pub struct BufferCore {
-    /// Never borrowed mutably across a call into Ruby (see `gc_ref`).
-    pub queue: RefCell<ChunkQueue>,
+    /// Never borrowed mutably across a call into Ruby (see `gc_ref::peek`);
+    /// changed only through [`BufferCore::q_mut`], which keeps `queue_bytes`
+    /// current.
+    queue: RefCell<ChunkQueue>,
+    /// The queue's heap size as of its last change, for `dsize`.
+    queue_bytes: Published,
     io: GcRef,
     read_method: Cell<ReadMethod>,
     write_method: Cell<WriteMethod>,
@@ -47,6 +52,7 @@ impl Default for BufferCore {
     fn default() -> Self {
         BufferCore {
             queue: RefCell::new(ChunkQueue::default()),
+            queue_bytes: Published::default(),
             io: GcRef::nil(),
             read_method: Cell::new(ReadMethod::ReadPartial),
             write_method: Cell::new(WriteMethod::Write),
@@ -86,6 +92,34 @@ pub fn busy() -> Error {
     )
 }
 
+/// The queue, borrowed for a change: publishes its heap size when dropped.
+pub struct QueueMut<'a> {
+    q: RefMut<'a, ChunkQueue>,
+    published: &'a Published,
+}
+
+impl Deref for QueueMut<'_> {
+    type Target = ChunkQueue;
+    #[inline(always)]
+    fn deref(&self) -> &ChunkQueue {
+        &self.q
+    }
+}
+
+impl DerefMut for QueueMut<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut ChunkQueue {
+        &mut self.q
+    }
+}
+
+impl Drop for QueueMut<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.published.set(self.q.heap_size());
+    }
+}
+
 impl BufferCore {
     #[inline]
     pub fn q(&self) -> Result<Ref<'_, ChunkQueue>, Error> {
@@ -93,26 +127,38 @@ impl BufferCore {
     }
 
     #[inline]
-    pub fn q_mut(&self) -> Result<RefMut<'_, ChunkQueue>, Error> {
-        self.queue.try_borrow_mut().map_err(|_| busy())
-    }
-
-    pub fn mark(&self) {
-        self.io.mark();
-        if let Ok(q) = self.queue.try_borrow() {
-            q.mark();
+    pub fn q_mut(&self) -> Result<QueueMut<'_>, Error> {
+        match self.queue.try_borrow_mut() {
+            Ok(q) => Ok(QueueMut {
+                q,
+                published: &self.queue_bytes,
+            }),
+            Err(_) => Err(busy()),
         }
     }
 
+    /// For the owner's dmark callback; `full` as decided by
+    /// [`gc_ref::may_read_state`] (otherwise only the atomic slots).
+    pub fn mark(&self, full: bool) {
+        self.io.mark();
+        if full {
+            if let Some(q) = gc_ref::peek(&self.queue) {
+                q.mark();
+            }
+        }
+    }
+
+    /// For the owner's dcompact callback (always inside a GC).
     pub fn update_references(&self) {
         self.io.update();
-        if let Ok(q) = self.queue.try_borrow() {
+        if let Some(q) = gc_ref::peek(&self.queue) {
             q.update_references();
         }
     }
 
+    /// Heap bytes of the queue as last published (safe from any Ractor).
     pub fn heap_size(&self) -> usize {
-        self.queue.try_borrow().map(|q| q.heap_size()).unwrap_or(0)
+        self.queue_bytes.get()
     }
 
     /// Back to the default options and no IO (for a reused instance).

@@ -238,10 +238,8 @@ impl Builder for RubyBuilder {
 
     fn ext(&mut self, ty: i8, data: &[u8]) -> Result<VALUE, Fail> {
         if self.opts.optimized_symbols && ty == 0 {
-            return Ok(match std::str::from_utf8(data) {
-                Ok(_) => raw::symbol(data, false),
-                Err(_) => raw::symbol(data, true),
-            });
+            // As the C gem: invalid UTF-8 raises EncodingError.
+            return self.symbol_from_utf8(data);
         }
         if let Some(e) = self.registry.as_ref().and_then(|r| r.get(ty)) {
             if !e.unpacker.is_nil() {

@@ -14,9 +14,10 @@ use std::collections::VecDeque;
 
 enum Data {
     Owned(Vec<u8>),
-    /// A frozen, non-embedded String: its bytes never move or change while
-    /// we hold it (compaction moves only the object slot, and the slot
-    /// reference is updated in the compact callback).
+    /// A frozen, non-embedded String, read through `ptr` without copying.
+    /// The owner's mark callback pins it ([`ChunkQueue::mark`]): a String
+    /// that compaction moved could be re-embedded, its buffer freed, and
+    /// `ptr` left dangling (Ruby 3.2+).
     Shared {
         s: GcRef,
         ptr: usize,
@@ -345,14 +346,17 @@ impl ChunkQueue {
         before.saturating_sub(self.heap_size())
     }
 
+    /// Marks (and pins) the referenced Strings.
     pub fn mark(&self) {
         for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {
-                s.mark();
+                s.mark_pinned();
             }
         }
     }
 
+    /// Pinned Strings do not move; this only keeps the slots exact should
+    /// a Ruby ever move one regardless.
     pub fn update_references(&self) {
         for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {

@@ -110,6 +110,24 @@ impl PackRegistry {
             .all(|e| crate::ractor::is_shareable(e.packer.get()))
     }
 
+    /// Whether the current Ractor may call every registered callable.
+    pub fn all_callable_here(&self) -> bool {
+        self.entries
+            .iter()
+            .all(|e| crate::ractor::callable_here(e.packer.get(), e.owner))
+    }
+
+    /// A copy with nil for the callables the current Ractor may not call.
+    pub fn without_foreign_callables(&self) -> PackRegistry {
+        let mut copy = self.clone();
+        for e in &mut copy.entries {
+            if !crate::ractor::callable_here(e.packer.get(), e.owner) {
+                e.packer.set(raw::NIL);
+            }
+        }
+        copy
+    }
+
     pub fn find_exact(&self, klass: VALUE) -> Option<usize> {
         self.entries.iter().position(|e| e.klass.get() == klass)
     }
@@ -229,6 +247,25 @@ impl UnpackRegistry {
             .iter()
             .flatten()
             .all(|e| crate::ractor::is_shareable(e.unpacker.get()))
+    }
+
+    /// Whether the current Ractor may call every registered callable.
+    pub fn all_callable_here(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .all(|e| crate::ractor::callable_here(e.unpacker.get(), e.owner))
+    }
+
+    /// A copy with nil for the callables the current Ractor may not call.
+    pub fn without_foreign_callables(&self) -> UnpackRegistry {
+        let mut copy = self.clone();
+        for e in copy.slots.iter_mut().flatten() {
+            if !crate::ractor::callable_here(e.unpacker.get(), e.owner) {
+                e.unpacker.set(raw::NIL);
+            }
+        }
+        copy
     }
 
     /// `{type => [klass, unpacker, flags]}`.

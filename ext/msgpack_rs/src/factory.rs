@@ -32,6 +32,13 @@ pub struct Tables {
     pub generation: u64,
 }
 
+impl Tables {
+    /// See [`Factory::has_unpackers`].
+    pub fn needs_unpack_tables(&self) -> bool {
+        !self.unpack.is_empty() || self.optimized_symbols
+    }
+}
+
 #[derive(TypedData, Default)]
 #[magnus(
     class = "MessagePack::Factory",
@@ -43,12 +50,14 @@ pub struct Tables {
 )]
 pub struct Factory {
     tables: RwLock<Tables>,
-    /// Every earlier version of the tables. Packers, unpackers and calls in
-    /// progress may still hold one (a snapshot taken before a
-    /// registration), and its classes and procs must stay marked and be
-    /// updated on compaction until then; keeping them here does both.
-    /// Registrations are rare, so this stays small.
-    retired: RwLock<Vec<Tables>>,
+    /// Earlier versions of the tables that something may still use: a call
+    /// in progress holds a snapshot taken before a registration, whose
+    /// classes and procs must stay marked and follow compaction until it
+    /// ends. (Packers and unpackers mark the version they hold themselves.)
+    /// A version is dropped from here, at the next registration or
+    /// snapshot, once this list holds its only reference: memory stays flat
+    /// however often types are re-registered.
+    retired: RwLock<Retired>,
     /// The current tables' generation, readable without the lock: per-Ractor
     /// packers check it on every `dump` and only take a snapshot (lock and
     /// shared reference counts, which bounce between cores) when it moved.
@@ -57,37 +66,56 @@ pub struct Factory {
     has_unpackers: AtomicBool,
 }
 
-impl Tables {
-    fn mark(&self) {
-        self.pack.mark();
-        self.unpack.mark();
+#[derive(Default)]
+struct Retired {
+    pack: Vec<Arc<PackRegistry>>,
+    unpack: Vec<Arc<UnpackRegistry>>,
+}
+
+impl Retired {
+    /// Drops the versions nothing else holds any more.
+    fn prune(&mut self) {
+        self.pack.retain(|r| Arc::strong_count(r) > 1);
+        self.unpack.retain(|r| Arc::strong_count(r) > 1);
     }
 
-    fn update_references(&self) {
-        self.pack.update_references();
-        self.unpack.update_references();
+    fn heap_size(&self) -> usize {
+        self.pack.iter().map(|r| r.heap_size()).sum::<usize>()
+            + self.unpack.iter().map(|r| r.heap_size()).sum::<usize>()
+            + (self.pack.capacity() + self.unpack.capacity()) * std::mem::size_of::<usize>()
     }
 }
 
 impl Factory {
-    /// Calls `f` on the current tables and every retired version (all of
-    /// them may still be in use, so the GC must see them all).
-    fn each_tables(&self, mut f: impl FnMut(&Tables)) {
+    /// For the GC callbacks: the current tables and every retired version
+    /// (all of them may still be in use, so the GC must see them all). The
+    /// locks are atomic and never held across a Ruby call, so this is safe
+    /// from any Ractor at any time; inside a GC they are always free.
+    fn each_registry(
+        &self,
+        mut pack: impl FnMut(&PackRegistry),
+        mut unpack: impl FnMut(&UnpackRegistry),
+    ) {
         if let Ok(t) = self.tables.try_read() {
-            f(&t);
+            pack(&t.pack);
+            unpack(&t.unpack);
         }
         if let Ok(old) = self.retired.try_read() {
-            old.iter().for_each(f);
+            old.pack.iter().for_each(|r| pack(r));
+            old.unpack.iter().for_each(|r| unpack(r));
         }
     }
 }
 
 impl DataTypeFunctions for Factory {
     fn mark(&self, _: &magnus::gc::Marker) {
-        self.each_tables(Tables::mark);
+        self.each_registry(PackRegistry::mark, UnpackRegistry::mark);
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
-        self.each_tables(Tables::update_references);
+        self.each_registry(
+            PackRegistry::update_references,
+            UnpackRegistry::update_references,
+        );
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -96,23 +124,33 @@ impl DataTypeFunctions for Factory {
                 .try_read()
                 .map(|t| t.pack.heap_size() + t.unpack.heap_size())
                 .unwrap_or(0)
+            + self.retired.try_read().map(|r| r.heap_size()).unwrap_or(0)
     }
 }
 
-fn busy() -> Error {
-    errors::error(errors::Kind::Unpack, "Factory is in use")
+/// A lock poisoned by a panic while it was held (never expected: nothing
+/// under these locks panics).
+fn poisoned() -> Error {
+    Error::new(
+        ruby().exception_runtime_error(),
+        "MessagePack::Factory is unusable: a panic happened while its tables were being changed",
+    )
 }
 
 impl Factory {
     fn snapshot(&self) -> Result<Tables, Error> {
-        self.tables.read().map(|t| t.clone()).map_err(|_| busy())
+        self.tables
+            .read()
+            .map(|t| t.clone())
+            .map_err(|_| poisoned())
     }
 
     pub fn tables(&self) -> Result<Tables, Error> {
         self.snapshot()
     }
 
-    /// Whether any ext type is registered for unpacking.
+    /// Whether unpacking needs the tables: an ext type is registered for
+    /// unpacking, or Symbols are parsed natively (`optimized_symbols_parsing`).
     #[inline]
     pub fn has_unpackers(&self) -> bool {
         self.has_unpackers.load(Ordering::Acquire)
@@ -134,13 +172,23 @@ impl Factory {
         Ok(())
     }
 
+    /// `dup`/`clone`. A copy made in another Ractor than the one that
+    /// registered a callable that is not shareable gets nil there instead
+    /// (as `registered_types` shows it): otherwise `Ractor.make_shareable`
+    /// of the copy would reach, and freeze, that Ractor's Proc.
     fn initialize_copy(rb_self: Obj<Self>, other: Value) -> Result<Value, Error> {
         let other = <&Factory>::try_convert(other)?;
         let mut t = other.snapshot()?;
+        if !t.pack.all_callable_here() {
+            t.pack = Arc::new(t.pack.without_foreign_callables());
+        }
+        if !t.unpack.all_callable_here() {
+            t.unpack = Arc::new(t.unpack.without_foreign_callables());
+        }
         t.generation = next_generation();
         let generation = t.generation;
-        let has_unpackers = !t.unpack.is_empty();
-        *rb_self.tables.write().map_err(|_| busy())? = t;
+        let has_unpackers = t.needs_unpack_tables();
+        *rb_self.tables.write().map_err(|_| poisoned())? = t;
         rb_self
             .has_unpackers
             .store(has_unpackers, Ordering::Release);
@@ -247,8 +295,8 @@ impl Factory {
         // Copy-on-write under one write lock (no Ruby calls inside), so
         // concurrent registrations from several Ractors cannot lose each
         // other's entries.
-        let mut retired = rb_self.retired.write().map_err(|_| busy())?;
-        let mut current = rb_self.tables.write().map_err(|_| busy())?;
+        let mut retired = rb_self.retired.write().map_err(|_| poisoned())?;
+        let mut current = rb_self.tables.write().map_err(|_| poisoned())?;
         let mut t = current.clone();
         if let Some(p) = packer {
             Arc::make_mut(&mut t.pack).register(ty, klass_raw, p.as_raw(), flags, owner);
@@ -260,8 +308,15 @@ impl Factory {
             t.optimized_symbols = true;
         }
         t.generation = generation;
-        let has_unpackers = !t.unpack.is_empty();
-        retired.push(std::mem::replace(&mut *current, t));
+        let has_unpackers = t.needs_unpack_tables();
+        let old = std::mem::replace(&mut *current, t);
+        if !Arc::ptr_eq(&old.pack, &current.pack) {
+            retired.pack.push(old.pack);
+        }
+        if !Arc::ptr_eq(&old.unpack, &current.unpack) {
+            retired.unpack.push(old.unpack);
+        }
+        retired.prune();
         rb_self
             .has_unpackers
             .store(has_unpackers, Ordering::Release);

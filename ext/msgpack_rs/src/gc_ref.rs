@@ -68,3 +68,75 @@ impl Default for GcRef {
         GcRef::nil()
     }
 }
+
+impl GcRef {
+    /// For the dmark callback: marks the object and pins it, so compaction
+    /// leaves it (and, for a String, its bytes) where it is. For objects whose
+    /// memory we read through a raw pointer that outlives one call: since
+    /// Ruby 3.2 compaction may move a heap String into a slot big enough to
+    /// embed it, copy its bytes there and free the old buffer.
+    #[inline]
+    pub fn mark_pinned(&self) {
+        let v = self.get();
+        if !rb_sys::SPECIAL_CONST_P(v) {
+            // SAFETY: called only from a GC mark callback, with a live object
+            // this struct keeps alive.
+            unsafe { rb_sys::rb_gc_mark(v) }
+        }
+    }
+}
+
+/// Whether a GC callback of an object owned by Ractor `owner` (see
+/// [`crate::ractor::current_id`]) may read the object's Rust state, beyond
+/// its atomic [`GcRef`] slots.
+///
+/// GC callbacks do not only run inside a GC, with every Ractor stopped:
+/// `ObjectSpace.memsize_of_all` calls `dsize`, and `reachable_objects_from`
+/// calls `dmark`, from whichever Ractor asks, while the owner may be running
+/// and changing that state (on Ruby 3.4 this is observable). So callbacks
+/// read the state only inside a GC, or on the owner's own Ractor (which is
+/// then running the callback, not changing the state); otherwise they look at
+/// atomics only.
+#[inline]
+pub fn may_read_state(owner: u64) -> bool {
+    // SAFETY: plain C API query; it reads a flag.
+    let in_gc = unsafe { rb_sys::rb_during_gc() } != 0;
+    in_gc || crate::ractor::known_current_id() == Some(owner)
+}
+
+/// A `RefCell`'s contents for a GC callback that [`may_read_state`], without
+/// touching its (non-atomic) borrow flag. The code that owns the cell never
+/// holds a mutable borrow of GC-visible state across a call into Ruby, where
+/// the GC could run; a mutable borrow seen here is such a bug.
+#[inline]
+pub fn peek<T>(cell: &std::cell::RefCell<T>) -> Option<&T> {
+    // SAFETY: per `may_read_state`, nothing changes the cell while the
+    // callback runs; the reference does not outlive the callback.
+    match unsafe { cell.try_borrow_unguarded() } {
+        Ok(v) => Some(v),
+        Err(_) => {
+            debug_assert!(
+                false,
+                "GC-visible state mutably borrowed across a Ruby call"
+            );
+            None
+        }
+    }
+}
+
+/// A byte count the owner publishes for `dsize`, which may run on any Ractor
+/// at any time (see [`may_read_state`]) and so reads only this.
+#[derive(Default)]
+pub struct Published(AtomicUsize);
+
+impl Published {
+    #[inline]
+    pub fn set(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}

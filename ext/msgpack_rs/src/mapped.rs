@@ -5,15 +5,21 @@
 //! * No read() copies: the decoder reads the mapping's pages directly.
 //! * Values never reference the mapping: every String (and ext payload) is
 //!   copied out, so nothing Ruby holds outlives or depends on the mapping.
-//! * The file's size is checked (fstat) at each `read`/`skip`, at the start
-//!   of each `each` and whenever `each` reaches the end of the mapping: a
-//!   file that grew is re-mapped (appended objects become readable), one
-//!   that shrank is re-mapped to its new size, and if it shrank below the
-//!   read position `IOError` is raised. A truncation that races with a
-//!   decode in progress cannot be detected: the kernel then raises SIGBUS
-//!   for the lost pages, which kills the process. Do not map files that are
-//!   truncated or rewritten in place while being read (append, or rename a
-//!   new version into place: the mapping keeps the old inode).
+//! * The file's size is checked (fstat) before every object, by every API
+//!   (`read`, `skip`, `full_unpack`, and `each` before each object it
+//!   yields, so also after the block ran): a file that grew is re-mapped
+//!   (appended objects become readable), one that shrank is re-mapped to its
+//!   new size, and if it shrank below the read position `IOError` is raised.
+//!   A truncation by another process that races with the decode of one
+//!   object cannot be detected: the kernel then raises SIGBUS for the lost
+//!   pages, which kills the process. Do not map files that are truncated or
+//!   rewritten in place while being read (append, or rename a new version
+//!   into place: the mapping keeps the old inode).
+//! * Nothing Rust-owned lives on the stack across a yield: `each` holds no
+//!   reference to the mapping while its block runs, so an abandoned
+//!   `each` enumerator (whose Fiber the GC frees without unwinding it)
+//!   leaks nothing; the mapping goes with `close` or the object.
+//! * Paths are taken as bytes, exactly as `File.open` takes them.
 //! * Consumed pages are given back with `madvise(MADV_DONTNEED)` by
 //!   `compact!`, and automatically by `each` every [`AUTO_DROP`] bytes (2 MiB), so
 //!   streaming a large file keeps RSS small.
@@ -22,6 +28,7 @@ use crate::builder::{RubyBuilder, UnpackOptions};
 use crate::errors::{self, ruby};
 use crate::ext_registry::UnpackRegistry;
 use crate::factory::Factory;
+use crate::gc_ref::{self, GcRef, Published};
 use crate::memory::{self, Compactable, Kind, Tracker};
 use crate::raw;
 use crate::unpacker::parse_limits;
@@ -31,10 +38,13 @@ use magnus::{
     DataTypeFunctions, Error, Exception, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
 };
 use memmap2::{Advice, Mmap, UncheckedAdvice};
-use msgpack_rs_core::{DecodeError, Limits, Skipper, Step, StreamDecoder};
+use msgpack_rs_core::{DecodeError, Limits, Step, StreamDecoder};
 use std::cell::{Cell, RefCell};
+use std::ffi::OsStr;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,8 +53,10 @@ const AUTO_DROP: usize = 2 * 1024 * 1024;
 
 struct Source {
     file: Option<File>,
-    /// `None` for an empty file (nothing to map) and after `close`.
-    map: Option<Arc<Mmap>>,
+    /// `None` for an empty file (nothing to map) and after `close`. Borrowed
+    /// (shared) for the whole of one decode, so `close` from an ext proc
+    /// cannot unmap bytes being read: it raises instead.
+    map: Option<Mmap>,
 }
 
 #[derive(TypedData)]
@@ -58,38 +70,43 @@ struct Source {
 pub struct MappedUnpacker {
     /// First field: unregisters before anything else is dropped.
     pub(crate) tracker: Tracker,
+    /// The Ractor that made it (see `gc_ref::may_read_state`).
+    owner: u64,
     source: RefCell<Source>,
-    path: String,
+    /// The path as given (a frozen String, for `#path`) and as bytes.
+    path_string: GcRef,
+    path: PathBuf,
     /// Offset of the next object.
     pos: Cell<usize>,
     /// Pages before this offset were already given back by `each`.
     dropped: Cell<usize>,
-    /// Reused across objects (no malloc per object once warm).
+    /// Reused across objects (no malloc per object once warm); also skips.
     decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    decoder_bytes: Published,
     /// Values of the object being decoded (reused; see value_stack.rs).
     values: ValueStack,
-    skipper: RefCell<StreamDecoder<Skipper>>,
     opts: UnpackOptions,
     registry: Arc<UnpackRegistry>,
 }
 
 impl DataTypeFunctions for MappedUnpacker {
     fn mark(&self, _: &magnus::gc::Marker) {
+        // The registry is immutable (shared copy-on-write with the factory).
         self.registry.mark();
-        self.values.mark();
+        self.path_string.mark();
+        if gc_ref::may_read_state(self.owner) {
+            self.values.mark();
+        }
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.registry.update_references();
+        self.path_string.update();
         self.values.update();
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.path.capacity()
-            + self
-                .decoder
-                .try_borrow()
-                .map(|d| d.heap_size())
-                .unwrap_or(0)
+            + self.path.as_os_str().len()
+            + self.decoder_bytes.get()
             + self.values.heap_size()
     }
 }
@@ -101,14 +118,7 @@ impl Compactable for MappedUnpacker {
     }
     /// Heap bytes plus the mapping's pages resident in this process.
     fn held_bytes(&self) -> usize {
-        let resident = self
-            .source
-            .try_borrow()
-            .ok()
-            .and_then(|s| s.map.clone())
-            .map(|m| resident_bytes(&m))
-            .unwrap_or(0);
-        DataTypeFunctions::size(self) + resident
+        DataTypeFunctions::size(self) + self.resident_size()
     }
     fn release(&self) {
         if let Ok(mut d) = self.decoder.try_borrow_mut() {
@@ -116,18 +126,15 @@ impl Compactable for MappedUnpacker {
                 d.shrink_to_fit();
                 self.values.shrink();
             }
+            self.decoder_bytes.set(d.heap_size());
         }
-        if let Ok(mut s) = self.skipper.try_borrow_mut() {
-            if s.is_idle() {
-                s.shrink_to_fit();
+        if let Ok(src) = self.source.try_borrow() {
+            if let Some(map) = &src.map {
+                // Everything consumed, including pages `each` dropped
+                // already (a rewind may have faulted them back in).
+                drop_pages(map, 0, self.pos.get());
+                self.dropped.set(page_floor(self.pos.get()));
             }
-        }
-        let map = self.source.try_borrow().ok().and_then(|s| s.map.clone());
-        if let Some(map) = map {
-            // Everything consumed, including pages `each` dropped already
-            // (a rewind may have faulted them back in).
-            drop_pages(&map, 0, self.pos.get());
-            self.dropped.set(page_floor(self.pos.get()));
         }
     }
 }
@@ -200,20 +207,21 @@ fn reentrant() -> Error {
 }
 
 /// An `Errno::*` exception for a failed system call on `path`.
-fn io_error(e: std::io::Error, path: &str) -> Error {
+fn io_error(e: std::io::Error, path: &std::path::Path) -> Error {
     let ruby = ruby();
+    let shown = path.to_string_lossy();
     if let Some(errno) = e.raw_os_error() {
         let made = ruby
             .class_object()
             .const_get::<_, RClass>("SystemCallError")
-            .and_then(|c| c.funcall::<_, _, Value>("new", (path, errno)));
+            .and_then(|c| c.funcall::<_, _, Value>("new", (shown.as_ref(), errno)));
         if let Ok(v) = made {
             if let Some(exc) = Exception::from_value(v) {
                 return Error::from(exc);
             }
         }
     }
-    Error::new(ruby.exception_io_error(), format!("{e} @ {path}"))
+    Error::new(ruby.exception_io_error(), format!("{e} @ {shown}"))
 }
 
 fn describe_type(ft: std::fs::FileType) -> &'static str {
@@ -232,19 +240,23 @@ fn describe_type(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-fn not_regular(path: &str, ft: std::fs::FileType) -> Error {
+fn not_regular(path: &std::path::Path, ft: std::fs::FileType) -> Error {
     errors::arg_error(format!(
-        "MessagePack can only map regular files: {path} is {}",
+        "MessagePack can only map regular files: {} is {}",
+        path.to_string_lossy(),
         describe_type(ft)
     ))
 }
 
-fn map_file(file: &File, len: u64, path: &str) -> Result<Option<Arc<Mmap>>, Error> {
+fn map_file(file: &File, len: u64, path: &std::path::Path) -> Result<Option<Mmap>, Error> {
     if len == 0 {
         return Ok(None);
     }
     if usize::try_from(len).is_err() {
-        return Err(errors::range_error(format!("{path} is too large to map")));
+        return Err(errors::range_error(format!(
+            "{} is too large to map",
+            path.to_string_lossy()
+        )));
     }
     // SAFETY: mapping a regular file read-only. Rust's rules assume the
     // bytes cannot change while borrowed, which another process writing to
@@ -256,7 +268,7 @@ fn map_file(file: &File, len: u64, path: &str) -> Result<Option<Arc<Mmap>>, Erro
     // SAFETY: as explained above: the mapping is read-only and every read is bounds-checked.
     let map = unsafe { Mmap::map(file) }.map_err(|e| io_error(e, path))?;
     let _ = map.advise(Advice::Sequential);
-    Ok(Some(Arc::new(map)))
+    Ok(Some(map))
 }
 
 /// What decoding at the current position gave.
@@ -270,7 +282,8 @@ enum Next {
 
 impl MappedUnpacker {
     fn open(
-        path: String,
+        path_string: rb_sys::VALUE,
+        path: PathBuf,
         options: Option<RHash>,
         registry: Arc<UnpackRegistry>,
         optimized_symbols: bool,
@@ -300,31 +313,37 @@ impl MappedUnpacker {
         };
         Ok(MappedUnpacker {
             tracker: Tracker::default(),
+            owner: crate::ractor::current_id(),
             source: RefCell::new(Source {
                 file: Some(file),
                 map,
             }),
+            path_string: GcRef::new(path_string),
             path,
             pos: Cell::new(0),
             dropped: Cell::new(0),
             decoder: RefCell::new(StreamDecoder::new(limits)),
+            decoder_bytes: Published::default(),
             values: ValueStack::default(),
-            skipper: RefCell::new(StreamDecoder::new(limits)),
             opts,
             registry,
         })
     }
 
-    /// Re-checks the file's size and re-maps it when it changed. Returns
-    /// the current mapping (`None` when the file is empty).
-    fn refresh(&self) -> Result<Option<Arc<Mmap>>, Error> {
+    fn len_of(map: &Option<Mmap>) -> usize {
+        map.as_ref().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Re-checks the file's size (fstat) and re-maps it when it changed.
+    /// Called before every object: a file that shrank below the read
+    /// position raises here instead of faulting in the decoder.
+    fn refresh(&self) -> Result<(), Error> {
         let mut src = self.source.try_borrow_mut().map_err(|_| reentrant())?;
         let Some(file) = src.file.as_ref() else {
             return Err(closed_error());
         };
         let size = file.metadata().map_err(|e| io_error(e, &self.path))?.len();
-        let mapped = src.map.as_ref().map(|m| m.len() as u64).unwrap_or(0);
-        if size != mapped {
+        if size != Self::len_of(&src.map) as u64 {
             let map = map_file(file, size, &self.path)?;
             src.map = map;
             if size < self.pos.get() as u64 {
@@ -332,7 +351,7 @@ impl MappedUnpacker {
                     ruby().exception_io_error(),
                     format!(
                         "{} shrank to {size} bytes, below the read position {}",
-                        self.path,
+                        self.path.to_string_lossy(),
                         self.pos.get()
                     ),
                 ));
@@ -341,26 +360,28 @@ impl MappedUnpacker {
                 self.dropped.set(page_floor(size as usize));
             }
         }
-        Ok(src.map.clone())
+        Ok(())
     }
 
-    /// The current mapping, without a size check.
-    fn current(&self) -> Result<Option<Arc<Mmap>>, Error> {
+    /// The mapped length, without a size check (fails when closed).
+    fn mapped_len(&self) -> Result<usize, Error> {
         let src = self.source.try_borrow().map_err(|_| reentrant())?;
         if src.file.is_none() {
             return Err(closed_error());
         }
-        Ok(src.map.clone())
+        Ok(Self::len_of(&src.map))
     }
 
-    /// Decodes the object at the current position from `map`.
-    fn decode_at(&self, map: Option<&Arc<Mmap>>) -> Result<Next, Error> {
-        let bytes: &[u8] = map.map(|m| &m[..]).unwrap_or(&[]);
+    /// Decodes the object at the current position (after a size check).
+    fn decode_next(&self) -> Result<Next, Error> {
+        self.refresh()?;
+        let src = self.source.try_borrow().map_err(|_| reentrant())?;
+        let bytes: &[u8] = src.map.as_deref().unwrap_or(&[]);
         let start = self.pos.get();
-        if start >= bytes.len() {
+        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
+        if start >= bytes.len() && !dec.is_discarding() {
             return Ok(Next::End);
         }
-        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
         // No shared source: every String is copied out of the mapping.
         let mut b = RubyBuilder::new(
             &self.values,
@@ -371,16 +392,28 @@ impl MappedUnpacker {
         );
         let mut pos = start;
         let r = dec.decode(&mut b, bytes, &mut pos);
-        match r {
+        let len = bytes.len();
+        drop(src);
+        let next = match r {
             Ok(Step::Done(v)) => {
                 self.pos.set(pos);
                 // SAFETY: a live object just built.
                 Ok(Next::Value(unsafe { Value::from_raw(v) }))
             }
             Ok(Step::NeedMore) => {
-                dec.reset();
+                // Keep nothing half-built: the next call starts this object
+                // again (from `pos` unless a discard moved past it).
+                if dec.is_discarding() {
+                    self.pos.set(pos);
+                } else {
+                    dec.reset();
+                }
                 self.values.truncate(0);
-                Ok(Next::Truncated)
+                Ok(if self.pos.get() >= len {
+                    Next::End
+                } else {
+                    Next::Truncated
+                })
             }
             Ok(Step::Deferred { ty, .. }) => {
                 dec.reset();
@@ -394,12 +427,15 @@ impl MappedUnpacker {
                 ))
             }
             Err(e) => {
-                // Like Unpacker: continue after the offending header.
+                // Like Unpacker: the rest of the failed object is
+                // discarded by the next call.
                 self.pos.set(pos);
                 self.values.truncate(0);
                 Err(Error::from(e))
             }
-        }
+        };
+        self.decoder_bytes.set(dec.heap_size());
+        next
     }
 
     fn truncated(&self, len: usize) -> Error {
@@ -408,25 +444,24 @@ impl MappedUnpacker {
             format!(
                 "end of file reached inside an object: {} ends at byte {len}, the object \
                  starting at byte {} is incomplete",
-                self.path,
+                self.path.to_string_lossy(),
                 self.pos.get()
             ),
         )
     }
 
     fn read(&self) -> Result<Value, Error> {
-        let map = self.refresh()?;
-        match self.decode_at(map.as_ref())? {
+        match self.decode_next()? {
             Next::Value(v) => Ok(v),
             Next::End => Err(errors::eof()),
-            Next::Truncated => Err(self.truncated(map.map(|m| m.len()).unwrap_or(0))),
+            Next::Truncated => Err(self.truncated(self.mapped_len()?)),
         }
     }
 
     /// Exactly one object, and nothing after it.
     fn read_whole(&self) -> Result<Value, Error> {
         let v = self.read()?;
-        let len = self.current()?.map(|m| m.len()).unwrap_or(0);
+        let len = self.mapped_len()?;
         let pos = self.pos.get();
         if pos < len {
             return Err(errors::decode_error(DecodeError::ExtraBytes(len - pos)));
@@ -435,20 +470,25 @@ impl MappedUnpacker {
     }
 
     fn skip(&self) -> Result<(), Error> {
-        let map = self.refresh()?;
-        let bytes: &[u8] = map.as_ref().map(|m| &m[..]).unwrap_or(&[]);
+        self.refresh()?;
+        let src = self.source.try_borrow().map_err(|_| reentrant())?;
+        let bytes: &[u8] = src.map.as_deref().unwrap_or(&[]);
         let start = self.pos.get();
-        if start >= bytes.len() {
+        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
+        if start >= bytes.len() && !dec.is_discarding() {
             return Err(errors::eof());
         }
-        let mut dec = self.skipper.try_borrow_mut().map_err(|_| reentrant())?;
         let mut pos = start;
-        match dec.decode(&mut Skipper, bytes, &mut pos) {
-            Ok(Step::Done(())) => {
+        let r = dec.skip(bytes, &mut pos);
+        self.values.truncate(0);
+        match r {
+            Ok(true) => {
                 self.pos.set(pos);
                 Ok(())
             }
-            Ok(_) => {
+            Ok(false) => {
+                // Truncated: forget the partial skip; the next call starts
+                // at this object again.
                 dec.reset();
                 Err(self.truncated(bytes.len()))
             }
@@ -462,43 +502,37 @@ impl MappedUnpacker {
     /// Yields every complete object. Stops quietly at the end of the file,
     /// and at an object the file ends inside (as `Unpacker#each` over an IO
     /// does): `read` then raises EOFError, and once the writer has appended
-    /// the rest, `each` resumes there.
+    /// the rest, `each` resumes there. The size is checked before every
+    /// object, so a block that rewrites the file gets an exception, never a
+    /// signal.
     fn each(rb_self: Obj<Self>) -> Result<Value, Error> {
         let ruby = ruby();
         if !ruby.block_given() {
             return Ok(rb_self.enumeratorize("each", ()).as_value());
         }
-        let mut map = rb_self.refresh()?;
-        let mut rechecked = false;
         loop {
-            match rb_self.decode_at(map.as_ref())? {
+            // Nothing borrowed from the mapping survives this statement.
+            match rb_self.decode_next()? {
                 Next::Value(v) => {
-                    rechecked = false;
                     let _: Value = ruby.yield_value(v)?;
-                    rb_self.auto_drop(map.as_ref());
-                    // The block may have closed us.
-                    map = rb_self.current()?;
+                    rb_self.auto_drop()?;
                 }
-                Next::End | Next::Truncated => {
-                    if rechecked {
-                        break;
-                    }
-                    // The file may have grown meanwhile.
-                    rechecked = true;
-                    map = rb_self.refresh()?;
-                }
+                Next::End | Next::Truncated => break,
             }
         }
         Ok(ruby.qnil().as_value())
     }
 
-    fn auto_drop(&self, map: Option<&Arc<Mmap>>) {
-        let Some(map) = map else { return };
+    fn auto_drop(&self) -> Result<(), Error> {
+        // The block may have closed us.
+        let src = self.source.try_borrow().map_err(|_| reentrant())?;
+        let Some(map) = &src.map else { return Ok(()) };
         let pos = self.pos.get();
         if pos >= self.dropped.get() + AUTO_DROP {
             drop_pages(map, self.dropped.get(), pos);
             self.dropped.set(page_floor(pos));
         }
+        Ok(())
     }
 
     fn pos(&self) -> usize {
@@ -507,15 +541,16 @@ impl MappedUnpacker {
 
     /// Moves to `offset` (the start of an object).
     fn seek(&self, offset: usize) -> Result<usize, Error> {
-        let len = self.current()?.map(|m| m.len()).unwrap_or(0);
+        let len = self.mapped_len()?;
         if offset > len {
             return Err(errors::range_error(format!(
                 "offset {offset} is past the end of the file ({len} bytes)"
             )));
         }
-        if let Ok(mut d) = self.decoder.try_borrow_mut() {
-            d.reset();
-        }
+        self.decoder
+            .try_borrow_mut()
+            .map_err(|_| reentrant())?
+            .reset();
         self.pos.set(offset);
         self.dropped.set(self.dropped.get().min(page_floor(offset)));
         Ok(offset)
@@ -526,21 +561,22 @@ impl MappedUnpacker {
     }
 
     fn size(&self) -> Result<usize, Error> {
-        Ok(self.current()?.map(|m| m.len()).unwrap_or(0))
+        self.mapped_len()
     }
 
     fn is_eof(&self) -> Result<bool, Error> {
         Ok(self.pos.get() >= self.size()?)
     }
 
-    fn path(&self) -> RString {
-        ruby().str_new(&self.path)
+    fn path(&self) -> Value {
+        // SAFETY: a frozen String kept alive by our mark callback.
+        unsafe { Value::from_raw(self.path_string.get()) }
     }
 
     fn close(&self) -> Result<(), Error> {
+        // Refused (raises) while a decode reads the mapping, e.g. from an
+        // ext proc.
         let mut src = self.source.try_borrow_mut().map_err(|_| reentrant())?;
-        // A decode in progress (re-entered from an ext callback) holds its
-        // own Arc of the mapping, so dropping ours cannot unmap under it.
         src.map = None;
         src.file = None;
         Ok(())
@@ -565,8 +601,7 @@ impl MappedUnpacker {
         self.source
             .try_borrow()
             .ok()
-            .and_then(|s| s.map.clone())
-            .map(|m| resident_bytes(&m))
+            .and_then(|s| s.map.as_ref().map(resident_bytes))
             .unwrap_or(0)
     }
 
@@ -594,11 +629,19 @@ fn open_internal(
         .class_object()
         .const_get::<_, RClass>("File")?
         .funcall("path", (path,))?;
+    // Bytes as they are (no UTF-8 conversion), like File.open; NUL is the
+    // one byte no path may hold.
+    let raw_path = magnus::rb_sys::AsRawValue::as_raw(path);
     // SAFETY: bytes of a live String, copied at once.
-    let path = String::from_utf8_lossy(unsafe {
-        raw::str_bytes(magnus::rb_sys::AsRawValue::as_raw(path))
-    })
-    .into_owned();
+    let bytes = unsafe { raw::str_bytes(raw_path) }.to_vec();
+    if bytes.contains(&0) {
+        return Err(errors::arg_error("path name contains null byte"));
+    }
+    let path_buf = PathBuf::from(OsStr::from_bytes(&bytes));
+    let path_string = raw::freeze(
+        // SAFETY: a frozen copy of a live String, for `#path`.
+        unsafe { rb_sys::rb_str_new_frozen(raw_path) },
+    );
     let options = if options.is_nil() {
         None
     } else {
@@ -611,7 +654,13 @@ fn open_internal(
         let t = f.tables()?;
         (t.unpack, t.optimized_symbols)
     };
-    let u = ruby.obj_wrap(MappedUnpacker::open(path, options, registry, optimized)?);
+    let u = ruby.obj_wrap(MappedUnpacker::open(
+        path_string,
+        path_buf,
+        options,
+        registry,
+        optimized,
+    )?);
     memory::track(&*u);
     Ok(u)
 }

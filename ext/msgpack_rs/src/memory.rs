@@ -269,25 +269,25 @@ impl Compactable for Buffer {
     size
 )]
 struct UnpackScratch {
+    /// The Ractor it belongs to (see `gc_ref::may_read_state`).
+    owner: u64,
     decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    /// The decoder's heap size as of its last use, for `dsize`.
+    decoder_bytes: crate::gc_ref::Published,
     values: ValueStack,
 }
 
 impl magnus::DataTypeFunctions for UnpackScratch {
     fn mark(&self, _: &magnus::gc::Marker) {
-        self.values.mark();
+        if crate::gc_ref::may_read_state(self.owner) {
+            self.values.mark();
+        }
     }
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.values.update();
     }
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.values.heap_size()
-            + self
-                .decoder
-                .try_borrow()
-                .map(|d| d.heap_size())
-                .unwrap_or(0)
+        std::mem::size_of::<Self>() + self.values.heap_size() + self.decoder_bytes.get()
     }
 }
 
@@ -296,7 +296,9 @@ const SCRATCH_VALUES_KEEP: usize = 1 << 20;
 
 fn new_scratch() -> Obj<UnpackScratch> {
     ruby().obj_wrap(UnpackScratch {
+        owner: crate::ractor::current_id(),
         decoder: RefCell::new(StreamDecoder::default()),
+        decoder_bytes: Default::default(),
         values: ValueStack::default(),
     })
 }
@@ -344,6 +346,7 @@ pub fn with_unpack_scratch<R>(
             if scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
                 scratch.values.shrink();
             }
+            scratch.decoder_bytes.set(dec.heap_size());
             r
         }
         // Unreachable (checked above, or new); still decode with a value
@@ -372,6 +375,7 @@ fn compact_unpack_scratch() -> (usize, usize) {
         dec.shrink_to_fit();
         s.values.shrink();
     }
+    s.decoder_bytes.set(dec.heap_size());
     (before, dec.heap_size() + s.values.heap_size())
 }
 

@@ -4,7 +4,7 @@ use crate::buffer_core::{opt_flag, BufferCore};
 use crate::chunk_queue::ChunkQueue;
 use crate::errors::{self, ruby};
 use crate::ext_registry::{self, PackRegistry, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE};
-use crate::gc_ref::GcRef;
+use crate::gc_ref::{self, GcRef};
 use crate::pack_walk::Walker;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
@@ -25,12 +25,63 @@ pub struct ExtHit {
     pub owner: u64,
 }
 
-#[derive(TypedData, Default)]
+/// Walks (`write` and friends) running on a packer, and their thread.
+/// Callbacks of a walk (`to_msgpack`, ext packers) write to the same packer,
+/// in order; another thread must not, and nothing may take or drop the
+/// output under a walk (docs/reentrancy.md).
+struct Walks {
+    active: Cell<u32>,
+    /// The Thread running them, while `active > 0` (nil otherwise).
+    thread: GcRef,
+}
+
+impl Default for Walks {
+    fn default() -> Self {
+        Walks {
+            active: Cell::new(0),
+            thread: GcRef::nil(),
+        }
+    }
+}
+
+/// A running walk; leaving it (also by an error) ends it.
+pub struct WalkCall<'a> {
+    walks: &'a Walks,
+}
+
+impl Drop for WalkCall<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let n = self.walks.active.get().saturating_sub(1);
+        self.walks.active.set(n);
+        if n == 0 {
+            self.walks.thread.set(crate::raw::NIL);
+        }
+    }
+}
+
+#[inline]
+fn current_thread() -> rb_sys::VALUE {
+    // SAFETY: plain C API call on a Ruby thread.
+    unsafe { rb_sys::rb_thread_current() }
+}
+
+fn in_use(what: &str) -> Error {
+    Error::new(
+        ruby().exception_runtime_error(),
+        format!("Packer is in use: {what}"),
+    )
+}
+
+#[derive(TypedData)]
 #[magnus(class = "MessagePack::Packer", mark, compact, size, free_immediately)]
 pub struct Packer {
     /// First field: leaves the Ractor's compact! registry before anything
     /// else is dropped (see memory.rs).
     pub(crate) tracker: crate::memory::Tracker,
+    /// The Ractor that made it (see `gc_ref::may_read_state`).
+    owner: u64,
+    walks: Walks,
     buf: BufferCore,
     compat: Cell<bool>,
     registry: RefCell<Arc<PackRegistry>>,
@@ -51,19 +102,45 @@ pub struct Packer {
     size_hint: Cell<usize>,
 }
 
+impl Default for Packer {
+    fn default() -> Self {
+        Packer {
+            tracker: Default::default(),
+            owner: crate::ractor::current_id(),
+            walks: Default::default(),
+            buf: Default::default(),
+            compat: Default::default(),
+            registry: Default::default(),
+            lookup_cache: Default::default(),
+            has_symbol_ext: Default::default(),
+            has_bigint_ext: Default::default(),
+            view: GcRef::nil(),
+            suspended: Default::default(),
+            busy: Default::default(),
+            origin: Default::default(),
+            size_hint: Default::default(),
+        }
+    }
+}
+
 impl DataTypeFunctions for Packer {
     fn mark(&self, _: &magnus::gc::Marker) {
-        self.buf.mark();
+        let full = gc_ref::may_read_state(self.owner);
+        self.buf.mark(full);
         self.view.mark();
-        if let Ok(r) = self.registry.try_borrow() {
+        self.walks.thread.mark();
+        if !full {
+            return;
+        }
+        if let Some(r) = gc_ref::peek(&self.registry) {
             r.mark();
         }
-        if let Ok(c) = self.lookup_cache.try_borrow() {
+        if let Some(c) = gc_ref::peek(&self.lookup_cache) {
             for (k, _) in c.iter() {
                 k.mark();
             }
         }
-        if let Ok(s) = self.suspended.try_borrow() {
+        if let Some(s) = gc_ref::peek(&self.suspended) {
             for q in s.iter() {
                 q.mark();
             }
@@ -72,15 +149,16 @@ impl DataTypeFunctions for Packer {
     fn compact(&self, _: &magnus::gc::Compactor) {
         self.buf.update_references();
         self.view.update();
-        if let Ok(r) = self.registry.try_borrow() {
+        self.walks.thread.update();
+        if let Some(r) = gc_ref::peek(&self.registry) {
             r.update_references();
         }
-        if let Ok(c) = self.lookup_cache.try_borrow() {
+        if let Some(c) = gc_ref::peek(&self.lookup_cache) {
             for (k, _) in c.iter() {
                 k.update();
             }
         }
-        if let Ok(s) = self.suspended.try_borrow() {
+        if let Some(s) = gc_ref::peek(&self.suspended) {
             for q in s.iter() {
                 q.update_references();
             }
@@ -88,6 +166,34 @@ impl DataTypeFunctions for Packer {
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>() + self.buf.heap_size()
+    }
+}
+
+impl Packer {
+    /// Starts a walk (or a write): nested ones from the callbacks of a walk
+    /// are fine, on its thread.
+    #[inline]
+    pub fn enter_walk(&self) -> Result<WalkCall<'_>, Error> {
+        let active = self.walks.active.get();
+        if active > 0 {
+            if self.walks.thread.get() != current_thread() {
+                return Err(in_use("written by another thread"));
+            }
+        } else {
+            self.walks.thread.set(current_thread());
+        }
+        self.walks.active.set(active + 1);
+        Ok(WalkCall { walks: &self.walks })
+    }
+
+    /// Fails while another thread walks: for calls that take or drop the
+    /// output. From the walk's own callbacks they work as in the C gem (the
+    /// output so far is taken or dropped; the walk goes on after it).
+    fn check_no_walk(&self) -> Result<(), Error> {
+        if self.walks.active.get() > 0 && self.walks.thread.get() != current_thread() {
+            return Err(in_use("written by another thread"));
+        }
+        Ok(())
     }
 }
 
@@ -210,6 +316,7 @@ impl Packer {
     /// when Ruby callbacks ran and the output is in the buffer instead
     /// (`take_output` has it).
     pub fn dump_direct(rb_self: Obj<Self>, obj: Value) -> Result<Option<RString>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let me = rb_self.as_value();
         // Room for the last message's size plus a little: a repeated shape
         // fits without growing; a smaller one gives the rest back.
@@ -225,6 +332,7 @@ impl Packer {
 
     /// `write(obj)` without returning self.
     pub fn write_top(rb_self: Obj<Self>, obj: Value) -> Result<(), Error> {
+        let _walk = rb_self.enter_walk()?;
         let me = rb_self.as_value();
         rb_self.walker(me)?.write_value(obj, 0)?;
         rb_self.maybe_flush()
@@ -255,7 +363,7 @@ impl Packer {
     /// output is already being written, which only a bug could cause.
     #[inline(always)]
     pub fn out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Error> {
-        match self.buf.queue.try_borrow_mut() {
+        match self.buf.q_mut() {
             Ok(mut q) => Ok(f(q.tail())),
             Err(_) => Err(busy_output()),
         }
@@ -263,7 +371,7 @@ impl Packer {
 
     /// Takes the output tail for a [`Walker`] to write to directly.
     pub fn take_tail(&self) -> Result<Vec<u8>, Error> {
-        match self.buf.queue.try_borrow_mut() {
+        match self.buf.q_mut() {
             Ok(mut q) => Ok(std::mem::take(q.tail())),
             Err(_) => Err(busy_output()),
         }
@@ -272,7 +380,7 @@ impl Packer {
     /// Puts back the tail taken by [`Packer::take_tail`] (anything written
     /// meanwhile went to a fresh, empty tail, which this replaces).
     pub fn give_back_tail(&self, tail: Vec<u8>) -> Result<(), Error> {
-        match self.buf.queue.try_borrow_mut() {
+        match self.buf.q_mut() {
             Ok(mut q) => {
                 let fresh = std::mem::replace(q.tail(), tail);
                 // Written while the walker held the tail: only possible if
@@ -292,10 +400,10 @@ impl Packer {
         if bytes.len() > self.buf.write_reference_threshold() {
             // SAFETY: a frozen String sharing `s`'s buffer.
             let frozen = unsafe { rb_sys::rb_str_new_frozen(s.as_raw()) };
-            match self.buf.queue.try_borrow_mut() {
-                Ok(mut q) => q.push_string(frozen),
-                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
-            }
+            self.buf
+                .q_mut()
+                .map_err(|_| busy_output())?
+                .push_string(frozen);
             Ok(())
         } else {
             self.out(|o| o.extend_from_slice(bytes))
@@ -362,23 +470,20 @@ impl Packer {
             owner,
         } = hit;
         if flags & FLAG_RECURSIVE != 0 {
-            let saved = match self.buf.queue.try_borrow_mut() {
-                Ok(mut q) => std::mem::take(&mut *q),
-                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
-            };
-            match self.suspended.try_borrow_mut() {
-                Ok(mut s) => s.push(saved),
-                Err(_) => return Err(crate::buffer_core::busy()),
-            }
+            let saved = std::mem::take(&mut *self.buf.q_mut().map_err(|_| busy_output())?);
+            self.suspended
+                .try_borrow_mut()
+                .map_err(|_| busy_output())?
+                .push(saved);
             let r = ext_registry::call_packer(packer, ty, klass, owner, obj, &[me]);
-            let restored = match self.suspended.try_borrow_mut() {
-                Ok(mut s) => s.pop().unwrap_or_default(),
-                Err(_) => return Err(crate::buffer_core::busy()),
-            };
-            let payload = match self.buf.queue.try_borrow_mut() {
-                Ok(mut q) => std::mem::replace(&mut *q, restored),
-                Err(_) => return Err(errors::arg_error("Packer buffer is in use")),
-            };
+            let restored = self
+                .suspended
+                .try_borrow_mut()
+                .map_err(|_| busy_output())?
+                .pop()
+                .unwrap_or_default();
+            let payload =
+                std::mem::replace(&mut *self.buf.q_mut().map_err(|_| busy_output())?, restored);
             r?;
             let bytes = payload.to_vec();
             let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
@@ -421,6 +526,7 @@ impl Packer {
     // ---- write API (each returns self) ----
 
     fn write(rb_self: Obj<Self>, obj: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let me = rb_self.as_value();
         rb_self.walker(me)?.write_value(obj, 0)?;
         rb_self.maybe_flush()?;
@@ -428,21 +534,25 @@ impl Packer {
     }
 
     fn write_nil(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         rb_self.out(encode::write_nil)?;
         Ok(rb_self)
     }
 
     fn write_true(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         rb_self.out(|o| encode::write_bool(o, true))?;
         Ok(rb_self)
     }
 
     fn write_false(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         rb_self.out(|o| encode::write_bool(o, false))?;
         Ok(rb_self)
     }
 
     fn write_int(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(i) = Integer::from_value(v) else {
             return Err(wrong_type(v, "Integer"));
         };
@@ -453,6 +563,7 @@ impl Packer {
     }
 
     fn write_float(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         if RString::from_value(v).is_some() {
             return Err(errors::type_error(
                 "no implicit conversion to float from string",
@@ -464,6 +575,7 @@ impl Packer {
     }
 
     fn write_float32(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         if !v.is_kind_of(ruby().class_numeric()) {
             return Err(errors::arg_error("Expected numeric"));
         }
@@ -473,6 +585,7 @@ impl Packer {
     }
 
     fn write_string(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
         };
@@ -483,6 +596,7 @@ impl Packer {
     }
 
     fn write_bin(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(mut s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
         };
@@ -512,6 +626,7 @@ impl Packer {
     }
 
     fn write_symbol(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(sym) = Symbol::from_value(v) else {
             return Err(wrong_type(v, "Symbol"));
         };
@@ -521,6 +636,7 @@ impl Packer {
     }
 
     fn write_array(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(a) = RArray::from_value(v) else {
             return Err(wrong_type(v, "Array"));
         };
@@ -531,6 +647,7 @@ impl Packer {
     }
 
     fn write_hash(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let Some(h) = RHash::from_value(v) else {
             return Err(wrong_type(v, "Hash"));
         };
@@ -541,6 +658,7 @@ impl Packer {
     }
 
     fn write_extension(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         if !v.is_kind_of(ruby().class_struct()) {
             return Err(wrong_type(v, "Struct"));
         }
@@ -551,6 +669,7 @@ impl Packer {
     }
 
     fn write_ext(rb_self: Obj<Self>, ty: Value, payload: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let ty = ext_registry::ext_type(ty)?;
         let Some(s) = RString::from_value(payload) else {
             return Err(wrong_type(payload, "String"));
@@ -567,18 +686,21 @@ impl Packer {
     }
 
     fn write_array_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let n = header_count(n)?;
         rb_self.out(|o| encode::write_array_header(o, n))?;
         Ok(rb_self)
     }
 
     fn write_map_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let n = header_count(n)?;
         rb_self.out(|o| encode::write_map_header(o, n))?;
         Ok(rb_self)
     }
 
     fn write_bin_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         let n = header_count(n)?;
         rb_self.out(|o| encode::write_bin_header(o, n))?;
         Ok(rb_self)
@@ -587,6 +709,7 @@ impl Packer {
     // ---- buffer & state ----
 
     fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
+        let _walk = rb_self.enter_walk()?;
         rb_self.flush_unless_nested()?;
         Ok(rb_self)
     }
@@ -606,6 +729,7 @@ impl Packer {
     }
 
     fn reset(&self) -> Result<(), Error> {
+        self.check_no_walk()?;
         self.buf.clear()
     }
 
@@ -636,6 +760,7 @@ impl Packer {
     }
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {
+        self.check_no_walk()?;
         let s = self.buf.take_rstring()?;
         let n = s.len();
         let _: Value = io.funcall("write", (s,))?;
@@ -654,6 +779,7 @@ impl Packer {
     /// The whole output as a String (clearing it), or nil after flushing to
     /// the IO.
     pub fn full_pack(&self) -> Result<Option<RString>, Error> {
+        self.check_no_walk()?;
         if self.buf.io().is_some() {
             self.buf.flush()?;
             Ok(None)
@@ -699,11 +825,7 @@ impl Packer {
         if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
             *c = Vec::new();
         }
-        self.buf
-            .queue
-            .try_borrow_mut()
-            .map(|mut q| q.shrink())
-            .unwrap_or(0)
+        self.buf.q_mut().map(|mut q| q.shrink()).unwrap_or(0)
     }
 }
 
@@ -728,10 +850,7 @@ fn header_count(n: Value) -> Result<u32, Error> {
 }
 
 fn busy_output() -> Error {
-    errors::error(
-        errors::Kind::Unpack,
-        "Packer buffer is in use (re-entrant call)",
-    )
+    in_use("its buffer is being written (re-entrant call)")
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {

@@ -79,6 +79,18 @@ pub fn current_id() -> u64 {
     id
 }
 
+/// The current Ractor's id if it has one: `None` for a Ractor that never
+/// used this library (so it owns none of its objects). Allocates nothing, so
+/// GC callbacks may call it.
+#[inline]
+pub fn known_current_id() -> Option<u64> {
+    let key = *ID_KEY.get()? as rb_sys::rb_ractor_local_key_t;
+    // SAFETY: a key made at init; a lookup only.
+    let v = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+    // SAFETY: checked Fixnum.
+    rb_sys::FIXNUM_P(v).then(|| unsafe { rb_sys::FIX2LONG(v) } as u64)
+}
+
 /// Whether `callable`, registered from Ractor `owner` (see [`current_id`]),
 /// may be called or handed out here: shareable objects anywhere, others
 /// only in the Ractor that registered them.

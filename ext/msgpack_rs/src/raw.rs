@@ -122,17 +122,28 @@ pub fn interned_binary(bytes: &[u8]) -> VALUE {
 
 /// A Symbol with the given bytes in UTF-8 (`binary` false) or ASCII-8BIT.
 /// UTF-8 input must be valid (callers check), so this cannot raise.
+///
+/// A Symbol that does not exist yet is made *dynamic* (`String#to_sym`,
+/// what the C gem does), so the GC can collect it: Symbols made from
+/// untrusted map keys must not pile up forever, as `rb_intern` ones would.
 #[inline]
 pub fn symbol(bytes: &[u8], binary: bool) -> VALUE {
-    // SAFETY: valid slice and static encoding pointers.
+    // SAFETY: valid slice and static encoding pointers; the lookup makes
+    // nothing, and `rb_str_intern` of a String with a valid encoding cannot
+    // raise.
     unsafe {
         let enc = if binary {
             rb_sys::rb_ascii8bit_encoding()
         } else {
             rb_sys::rb_utf8_encoding()
         };
-        let id = rb_sys::rb_intern3(bytes.as_ptr() as *const _, clong(bytes.len()), enc);
-        rb_sys::rb_id2sym(id)
+        let existing =
+            rb_sys::rb_check_symbol_cstr(bytes.as_ptr() as *const _, clong(bytes.len()), enc);
+        if existing != NIL {
+            return existing;
+        }
+        let s = rb_sys::rb_enc_str_new(bytes.as_ptr() as *const _, clong(bytes.len()), enc);
+        rb_sys::rb_str_intern(s)
     }
 }
 

@@ -1,10 +1,18 @@
 //! `MessagePack::Unpacker`.
+//!
+//! Re-entrancy (docs/reentrancy.md): while a read runs, the only calls this
+//! unpacker accepts are reads from a *recursive* ext unpacker it is running
+//! (they read the ext's payload objects from this stream), on the same
+//! thread; feeding is accepted there too. Everything else that would change
+//! it, from an ext proc or from another thread, raises
+//! `MessagePack::UnpackError` before changing anything. Between the objects
+//! `each` yields, no read is running: the block may do anything.
 use crate::buffer::{self, undef_copy};
 use crate::buffer_core::{opt, opt_flag, BufferCore};
 use crate::builder::{RubyBuilder, UnpackOptions};
-use crate::errors::{self, ruby, Fail};
+use crate::errors::{self, ruby};
 use crate::ext_registry::{self, UnpackRegistry};
-use crate::gc_ref::GcRef;
+use crate::gc_ref::{self, GcRef, Published};
 use crate::packer::split_io_options;
 use crate::raw;
 use crate::value_stack::ValueStack;
@@ -16,65 +24,128 @@ use magnus::{
     value::ReprValue,
     DataTypeFunctions, Error, RHash, RModule, RString, Ruby, TypedData, Value,
 };
-use msgpack_rs_core::{
-    parse_header, DecodeError, Header, LimitKind, Limits, Skipper, Step, StreamDecoder,
-};
+use msgpack_rs_core::{parse_header, DecodeError, Header, LimitKind, Limits, Step, StreamDecoder};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 struct DecodeState {
+    /// Reads, and skips (which discard through the same state, so a skip
+    /// cut short and a read cut short can never both be pending).
     decoder: StreamDecoder<RubyBuilder>,
-    skipper: StreamDecoder<Skipper>,
 }
 
 impl Default for DecodeState {
     fn default() -> Self {
         DecodeState {
             decoder: StreamDecoder::new(Limits::default()),
-            skipper: StreamDecoder::new(Limits::default()),
         }
     }
 }
 
-#[derive(TypedData, Default)]
+/// Who is reading this unpacker right now (see the module docs).
+struct Calls {
+    /// Reads running, nested ones included.
+    active: Cell<u32>,
+    /// Recursive ext unpackers running: each may read from this unpacker.
+    recursive: Cell<u32>,
+    /// The Thread running them, while `active > 0` (nil otherwise).
+    thread: GcRef,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls {
+            active: Cell::new(0),
+            recursive: Cell::new(0),
+            thread: GcRef::nil(),
+        }
+    }
+}
+
+/// A running read; leaving it (also by an error) ends it.
+struct ReadCall<'a> {
+    calls: &'a Calls,
+}
+
+impl Drop for ReadCall<'_> {
+    fn drop(&mut self) {
+        let n = self.calls.active.get().saturating_sub(1);
+        self.calls.active.set(n);
+        if n == 0 {
+            self.calls.thread.set(raw::NIL);
+        }
+    }
+}
+
+fn current_thread() -> rb_sys::VALUE {
+    // SAFETY: plain C API call on a Ruby thread.
+    unsafe { rb_sys::rb_thread_current() }
+}
+
+#[derive(TypedData)]
 #[magnus(class = "MessagePack::Unpacker", mark, compact, size, free_immediately)]
 pub struct Unpacker {
     /// First field: leaves the Ractor's compact! registry before anything
     /// else is dropped (see memory.rs).
     pub(crate) tracker: crate::memory::Tracker,
+    /// The Ractor that made it (see `gc_ref::may_read_state`).
+    owner: u64,
     buf: BufferCore,
     /// Plain data only (no Ruby objects), so it may stay borrowed while
     /// Ruby code runs during decoding.
     state: RefCell<DecodeState>,
+    /// The decoder's heap size as of its last step, for `dsize`.
+    state_bytes: Published,
     /// Values of the object being decoded (see value_stack.rs).
     values: ValueStack,
     opts: Cell<UnpackOptions>,
     limits: Cell<Limits>,
     registry: RefCell<Arc<UnpackRegistry>>,
     view: GcRef,
-    /// Recursive ext unpackers running (they read from this unpacker while
-    /// an outer object is half built).
-    nesting: Cell<u32>,
+    calls: Calls,
     /// Value-stack length owned by the outer objects of the current nesting
-    /// level: errors and resets inside an ext proc keep what is below it.
+    /// level: errors inside a recursive ext proc keep what is below it.
     nest_base: Cell<usize>,
-    /// `reset` was called from inside a recursive ext proc: the outer
-    /// objects are gone, so the outer read must fail.
-    reset_while_nested: Cell<bool>,
-    /// Registries replaced while a decode may still be using them (an ext
-    /// proc registering on its own unpacker): kept marked and updated.
+    /// Registries replaced while a read may still be using them (an ext
+    /// proc registering on its own unpacker): kept marked until no read
+    /// runs.
     retired: RefCell<Vec<Arc<UnpackRegistry>>>,
+}
+
+impl Default for Unpacker {
+    fn default() -> Self {
+        Unpacker {
+            tracker: Default::default(),
+            owner: crate::ractor::current_id(),
+            buf: Default::default(),
+            state: Default::default(),
+            state_bytes: Default::default(),
+            values: Default::default(),
+            opts: Default::default(),
+            limits: Default::default(),
+            registry: Default::default(),
+            view: GcRef::nil(),
+            calls: Default::default(),
+            nest_base: Cell::new(0),
+            retired: Default::default(),
+        }
+    }
 }
 
 impl DataTypeFunctions for Unpacker {
     fn mark(&self, _: &magnus::gc::Marker) {
-        self.buf.mark();
-        self.values.mark();
+        let full = gc_ref::may_read_state(self.owner);
+        self.buf.mark(full);
         self.view.mark();
-        if let Ok(r) = self.registry.try_borrow() {
+        self.calls.thread.mark();
+        if !full {
+            return;
+        }
+        self.values.mark();
+        if let Some(r) = gc_ref::peek(&self.registry) {
             r.mark();
         }
-        if let Ok(old) = self.retired.try_borrow() {
+        if let Some(old) = gc_ref::peek(&self.retired) {
             old.iter().for_each(|r| r.mark());
         }
     }
@@ -82,10 +153,11 @@ impl DataTypeFunctions for Unpacker {
         self.buf.update_references();
         self.values.update();
         self.view.update();
-        if let Ok(r) = self.registry.try_borrow() {
+        self.calls.thread.update();
+        if let Some(r) = gc_ref::peek(&self.registry) {
             r.update_references();
         }
-        if let Ok(old) = self.retired.try_borrow() {
+        if let Some(old) = gc_ref::peek(&self.retired) {
             old.iter().for_each(|r| r.update_references());
         }
     }
@@ -93,11 +165,7 @@ impl DataTypeFunctions for Unpacker {
         std::mem::size_of::<Self>()
             + self.buf.heap_size()
             + self.values.heap_size()
-            + self
-                .state
-                .try_borrow()
-                .map(|s| s.decoder.heap_size())
-                .unwrap_or(0)
+            + self.state_bytes.get()
     }
 }
 
@@ -110,6 +178,10 @@ fn reentrant() -> Error {
         errors::Kind::Unpack,
         "Unpacker is in use (re-entrant call from an extension callback?)",
     )
+}
+
+fn other_thread() -> Error {
+    errors::error(errors::Kind::Unpack, "Unpacker is in use by another thread")
 }
 
 /// What a read attempt produced.
@@ -173,19 +245,20 @@ impl Unpacker {
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
         crate::memory::track(self);
+        self.check_idle()?;
         let (io, options) = split_io_options(args, false)?;
+        let limits = parse_limits(options)?;
         let mut o = self.opts.get();
         o.symbolize_keys = opt_flag(options, "symbolize_keys");
         o.freeze = opt_flag(options, "freeze");
         o.allow_unknown_ext = opt_flag(options, "allow_unknown_ext");
         self.opts.set(o);
-        let limits = parse_limits(options)?;
         self.limits.set(limits);
-        {
-            let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-            st.decoder.set_limits(limits);
-            st.skipper.set_limits(limits);
-        }
+        self.state
+            .try_borrow_mut()
+            .map_err(|_| reentrant())?
+            .decoder
+            .set_limits(limits);
         self.buf.configure(io, options)
     }
 
@@ -193,47 +266,83 @@ impl Unpacker {
         rb_self.configure(args)
     }
 
-    fn reset_state(&self) {
-        if let Ok(mut st) = self.state.try_borrow_mut() {
-            st.decoder.reset();
-            st.skipper.reset();
+    /// Starts a read: allowed when none runs, or from a recursive ext
+    /// unpacker this unpacker is running, on its thread.
+    fn enter_read(&self) -> Result<ReadCall<'_>, Error> {
+        let active = self.calls.active.get();
+        if active > 0 {
+            if self.calls.thread.get() != current_thread() {
+                return Err(other_thread());
+            }
+            if self.calls.recursive.get() != active {
+                return Err(reentrant());
+            }
+        } else {
+            self.calls.thread.set(current_thread());
         }
-        self.values.truncate(self.nest_base.get());
+        self.calls.active.set(active + 1);
+        Ok(ReadCall { calls: &self.calls })
+    }
+
+    /// Fails if a read is running (for calls that would change state under it).
+    fn check_idle(&self) -> Result<(), Error> {
+        if self.calls.active.get() == 0 {
+            return Ok(());
+        }
+        if self.calls.thread.get() != current_thread() {
+            return Err(other_thread());
+        }
+        Err(reentrant())
+    }
+
+    /// Fails unless feeding is safe now: no read runs, or only recursive
+    /// ext unpackers (which may need the bytes they read) on this thread.
+    fn check_feedable(&self) -> Result<(), Error> {
+        let active = self.calls.active.get();
+        if active == 0 {
+            return Ok(());
+        }
+        if self.calls.thread.get() != current_thread() {
+            return Err(other_thread());
+        }
+        if self.calls.recursive.get() != active {
+            return Err(reentrant());
+        }
+        Ok(())
     }
 
     /// One decode attempt on the front chunk.
-    fn step(&self) -> Result<Step<rb_sys::VALUE>, Fail> {
+    fn step(&self) -> Result<Step<rb_sys::VALUE>, Error> {
         let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-        let q = self.buf.queue.try_borrow().map_err(|_| reentrant())?;
+        let registry = self.registry.try_borrow().map_err(|_| reentrant())?.clone();
+        let q = self.buf.q()?;
         let (bytes, start) = q.front_with_pos();
         let mut pos = start;
         let mut b = RubyBuilder::new(
             &self.values,
             self.opts.get(),
-            Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
+            Some(registry),
             q.front_source(),
             self.buf.read_reference_threshold(),
         );
         let r = st.decoder.decode(&mut b, bytes, &mut pos);
         drop(q);
+        self.state_bytes.set(st.decoder.heap_size());
         drop(st);
-        if let Ok(mut q) = self.buf.queue.try_borrow_mut() {
-            q.set_front_pos(pos);
-        }
         if r.is_err() {
-            self.reset_state();
+            // The decoder dropped the object in progress (and discards its
+            // rest next time): drop its values too.
+            self.values.truncate(self.nest_base.get());
         }
-        r
+        self.buf.q_mut()?.set_front_pos(pos);
+        r.map_err(Error::from)
     }
 
     /// Gets more bytes for an unfinished token: joins chunks, or reads the
     /// IO. Returns false when there is nothing more to get without an IO.
     fn more(&self) -> Result<bool, Error> {
-        {
-            let mut q = self.buf.queue.try_borrow_mut().map_err(|_| reentrant())?;
-            if q.coalesce_front() {
-                return Ok(true);
-            }
+        if self.buf.q_mut()?.coalesce_front() {
+            return Ok(true);
         }
         if self.buf.io().is_none() {
             return Ok(false);
@@ -245,8 +354,9 @@ impl Unpacker {
     /// Reads one object. Incomplete data is kept (partial containers and
     /// all), so feeding more and reading again resumes.
     fn read_value(&self, me: Value) -> Result<Got, Error> {
+        let _call = self.enter_read()?;
         loop {
-            match self.step().map_err(Error::from)? {
+            match self.step()? {
                 Step::Done(v) => {
                     // SAFETY: a live object just built.
                     return Ok(Got::Value(unsafe { Value::from_raw(v) }));
@@ -291,9 +401,10 @@ impl Unpacker {
                 .saturating_sub(st.decoder.depth() + 1);
             std::mem::replace(&mut st.decoder, StreamDecoder::new(inner_limits))
         };
-        let saved_base = self.nest_base.get();
-        self.nest_base.set(self.values.len());
-        self.nesting.set(self.nesting.get() + 1);
+        let outer_base = self.nest_base.get();
+        let level_base = self.values.len();
+        self.nest_base.set(level_base);
+        self.calls.recursive.set(self.calls.recursive.get() + 1);
         let r = ext_registry::call_unpacker(
             entry.unpacker.get(),
             ty,
@@ -301,26 +412,17 @@ impl Unpacker {
             entry.owner,
             me,
         );
-        self.nesting.set(self.nesting.get() - 1);
-        self.nest_base.set(saved_base);
-        {
-            let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-            st.decoder = outer;
-        }
-        if self.reset_while_nested.get() {
-            if self.nesting.get() == 0 {
-                self.reset_while_nested.set(false);
-            }
-            self.reset_state();
-            return Err(errors::error(
-                errors::Kind::Unpack,
-                "Unpacker was reset by an extension unpacker while reading an object",
-            ));
-        }
+        self.calls.recursive.set(self.calls.recursive.get() - 1);
+        self.nest_base.set(outer_base);
+        // Whatever the nested reads left half done is gone with them.
+        self.values.truncate(level_base);
+        let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
+        st.decoder = outer;
         let v = match r {
             Ok(v) => v,
             Err(e) => {
-                self.reset_state();
+                st.decoder.abandon_deferred();
+                self.values.truncate(outer_base);
                 return Err(e);
             }
         };
@@ -329,11 +431,11 @@ impl Unpacker {
         } else {
             v.as_raw()
         };
-        let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
+        let registry = self.registry.try_borrow().map_err(|_| reentrant())?.clone();
         let mut b = RubyBuilder::new(
             &self.values,
             self.opts.get(),
-            Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
+            Some(registry),
             None,
             self.buf.read_reference_threshold(),
         );
@@ -343,7 +445,7 @@ impl Unpacker {
             // SAFETY: a live object just built.
             Ok(top) => Ok(top.map(|t| unsafe { Value::from_raw(t) })),
             Err(e) => {
-                self.reset_state();
+                self.values.truncate(outer_base);
                 Err(e.into())
             }
         }
@@ -356,27 +458,53 @@ impl Unpacker {
         }
     }
 
+    /// Skips one object (or the rest of the one a read left unfinished).
     fn skip(&self) -> Result<(), Error> {
+        let _call = self.enter_read()?;
         loop {
-            let r = {
+            let done = {
                 let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-                let q = self.buf.queue.try_borrow().map_err(|_| reentrant())?;
+                let q = self.buf.q()?;
                 let (bytes, start) = q.front_with_pos();
                 let mut pos = start;
-                let r = st.skipper.decode(&mut Skipper, bytes, &mut pos);
+                let r = st.decoder.skip(bytes, &mut pos);
                 drop(q);
-                if let Ok(mut q) = self.buf.queue.try_borrow_mut() {
-                    q.set_front_pos(pos);
-                }
-                r
+                // A partial object's containers were dropped: their values too.
+                self.values.truncate(self.nest_base.get());
+                self.buf.q_mut()?.set_front_pos(pos);
+                r.map_err(errors::decode_error)?
             };
-            match r.map_err(errors::decode_error)? {
-                Step::Done(()) => return Ok(()),
-                Step::NeedMore | Step::Deferred { .. } => {
-                    if !self.more()? {
-                        return Err(errors::eof());
-                    }
+            if done {
+                return Ok(());
+            }
+            if !self.more()? {
+                return Err(errors::eof());
+            }
+        }
+    }
+
+    /// Discards the rest of a failed or skipped object before a raw header
+    /// read. Returns false when the data ran out first.
+    fn discard_leftover(&self) -> Result<bool, Error> {
+        loop {
+            let done = {
+                let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
+                if !st.decoder.is_discarding() {
+                    return Ok(true);
                 }
+                let q = self.buf.q()?;
+                let (bytes, start) = q.front_with_pos();
+                let mut pos = start;
+                let r = st.decoder.discard_leftover(bytes, &mut pos);
+                drop(q);
+                self.buf.q_mut()?.set_front_pos(pos);
+                r.map_err(errors::decode_error)?
+            };
+            if done {
+                return Ok(true);
+            }
+            if !self.more()? {
+                return Ok(false);
             }
         }
     }
@@ -384,11 +512,11 @@ impl Unpacker {
     /// The next header, without consuming it; EOFError when there is none.
     /// The invalid byte 0xc1 is "unexpected type" here, as in msgpack-ruby.
     fn peek_header(&self) -> Result<(Header, usize), Error> {
+        if !self.discard_leftover()? {
+            return Err(errors::eof());
+        }
         loop {
-            let r = {
-                let q = self.buf.queue.try_borrow().map_err(|_| reentrant())?;
-                parse_header(q.front())
-            };
+            let r = parse_header(self.buf.q()?.front());
             match r {
                 Ok(Some(h)) => return Ok(h),
                 Ok(None) => {
@@ -402,11 +530,12 @@ impl Unpacker {
     }
 
     fn skip_nil(&self) -> Result<bool, Error> {
+        let _call = self.enter_read()?;
+        if !self.discard_leftover()? {
+            return Err(errors::eof());
+        }
         loop {
-            let first = {
-                let q = self.buf.queue.try_borrow().map_err(|_| reentrant())?;
-                q.front().first().copied()
-            };
+            let first = self.buf.q()?.front().first().copied();
             match first {
                 Some(b) => return Ok(b == 0xc0),
                 None => {
@@ -421,6 +550,7 @@ impl Unpacker {
     /// Reads an array or map header (when `map`), applying the length
     /// limits like a full read would.
     fn read_header(&self, map: bool) -> Result<u32, Error> {
+        let _call = self.enter_read()?;
         let limits = self.limits.get();
         let (n, hlen, max, kind) = match self.peek_header()? {
             (Header::Array(n), hlen) if !map => {
@@ -429,11 +559,7 @@ impl Unpacker {
             (Header::Map(n), hlen) if map => (n, hlen, limits.max_map_len, LimitKind::MapLen),
             _ => return Err(unexpected_type()),
         };
-        self.buf
-            .queue
-            .try_borrow_mut()
-            .map_err(|_| reentrant())?
-            .consume(hlen);
+        self.buf.q_mut()?.consume(hlen);
         if n > max {
             return Err(errors::decode_error(DecodeError::LimitExceeded {
                 kind,
@@ -454,12 +580,13 @@ impl Unpacker {
 
     pub fn feed(rb_self: Obj<Self>, data: Value) -> Result<Obj<Self>, Error> {
         let s = RString::try_convert(data)?;
+        rb_self.check_feedable()?;
         rb_self.buf.feed_string(s)?;
         Ok(rb_self)
     }
 
     /// Yields every complete object; stops quietly at incomplete data (and
-    /// at the end of the IO).
+    /// at the end of the IO). No read runs while the block does.
     fn each(rb_self: Obj<Self>) -> Result<Value, Error> {
         if !ruby().block_given() {
             return Ok(rb_self.enumeratorize("each", ()).as_value());
@@ -493,23 +620,24 @@ impl Unpacker {
         Self::each(rb_self)
     }
 
+    /// Drops the buffer and any partial object. Refused (nothing changes)
+    /// while a read runs: from an ext proc it is reading for, or from
+    /// another thread.
     fn reset(&self) -> Result<(), Error> {
-        if self.nesting.get() > 0 {
-            self.reset_while_nested.set(true);
+        self.check_idle()?;
+        {
+            let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
+            st.decoder.reset();
+            self.state_bytes.set(st.decoder.heap_size());
         }
-        self.reset_state();
+        self.values.truncate(0);
         self.buf.clear()
     }
 
     /// Reads one object and requires the current chunk to be fully used.
     pub fn full_unpack(rb_self: Obj<Self>) -> Result<Value, Error> {
         let v = Self::read(rb_self)?;
-        let extra = rb_self
-            .buf
-            .queue
-            .try_borrow()
-            .map(|q| q.front().len())
-            .unwrap_or(0);
+        let extra = rb_self.buf.q()?.front().len();
         if extra > 0 {
             return Err(errors::decode_error(DecodeError::ExtraBytes(extra)));
         }
@@ -564,33 +692,38 @@ impl Unpacker {
             crate::ractor::current_id(),
         );
         let old = std::mem::replace(&mut *reg, Arc::new(updated));
+        drop(reg);
+        let mut retired = rb_self.retired.try_borrow_mut().map_err(|_| reentrant())?;
+        // Keep only the versions a running read may still hold.
+        retired.retain(|r| Arc::strong_count(r) > 1);
         if Arc::strong_count(&old) > 1 {
-            // Someone (a decode in progress) still reads the old table.
-            rb_self
-                .retired
-                .try_borrow_mut()
-                .map_err(|_| reentrant())?
-                .push(old);
+            retired.push(old);
         }
         Ok(ruby().qnil().as_value())
     }
 
-    /// Releases slack memory; returns bytes released.
+    /// Releases slack memory; returns bytes released. While a read runs
+    /// only the buffer's unused capacity is given back.
     pub fn compact_memory(&self) -> usize {
-        let mut n = self
-            .buf
-            .queue
-            .try_borrow_mut()
-            .map(|mut q| q.shrink())
-            .unwrap_or(0);
+        let mut n = self.buf.q_mut().map(|mut q| q.shrink()).unwrap_or(0);
+        if self.calls.active.get() > 0 {
+            return n;
+        }
         if let Ok(mut st) = self.state.try_borrow_mut() {
             let before = st.decoder.heap_size();
             st.decoder.shrink_to_fit();
             n += before.saturating_sub(st.decoder.heap_size());
-            // Idle (not suspended inside a recursive ext): nothing in flight.
-            if st.decoder.is_idle() && self.nesting.get() == 0 {
+            self.state_bytes.set(st.decoder.heap_size());
+            // Nothing in flight: the value stack holds only a partial
+            // object's values, which an idle decoder has none of.
+            if st.decoder.depth() == 0 {
+                self.values.truncate(0);
                 n += self.values.shrink();
             }
+        }
+        if let Ok(mut retired) = self.retired.try_borrow_mut() {
+            retired.clear();
+            retired.shrink_to_fit();
         }
         n
     }

@@ -14,6 +14,7 @@
 //! T_DATA objects without write-barrier protection (as msgpack-ruby's
 //! unpacker stack): the GC re-marks them at every minor GC, so in-flight
 //! values age normally and are not promoted all at once.
+use crate::gc_ref::Published;
 use rb_sys::VALUE;
 use std::cell::UnsafeCell;
 
@@ -24,9 +25,12 @@ pub struct ValueStack {
     // a RefCell borrow held across that allocation would hide them from the
     // GC. Soundness rests on two rules, upheld by every method here: no
     // method keeps a reference to the Vec across a call into Ruby, and the
-    // GC runs only inside such calls (allocations), on this thread, with
-    // every other Ractor stopped.
+    // owner's callbacks read the slots only when `gc_ref::may_read_state`
+    // says nothing else is changing them.
     slots: UnsafeCell<Vec<VALUE>>,
+    /// Capacity in bytes as of the last reserve/truncate/shrink, for `dsize`
+    /// (which may run on another Ractor, so it must not read `slots`).
+    bytes: Published,
 }
 
 // SAFETY: the owner objects are never shared between Ractors while a
@@ -55,12 +59,22 @@ impl ValueStack {
 
     #[inline(always)]
     pub fn reserve(&self, additional: usize) {
-        self.with(|s| s.reserve(additional))
+        let cap = self.with(|s| {
+            s.reserve(additional);
+            s.capacity()
+        });
+        self.bytes.set(cap * std::mem::size_of::<VALUE>());
     }
 
+    /// Drops the slots from `len` on (a container closed, or a decode
+    /// ended); also publishes the capacity, which pushes may have grown.
     #[inline(always)]
     pub fn truncate(&self, len: usize) {
-        self.with(|s| s.truncate(len))
+        let cap = self.with(|s| {
+            s.truncate(len);
+            s.capacity()
+        });
+        self.bytes.set(cap * std::mem::size_of::<VALUE>());
     }
 
     /// The value at `idx` (nil past the end).
@@ -88,18 +102,21 @@ impl ValueStack {
 
     /// Gives back spare capacity; returns the bytes released.
     pub fn shrink(&self) -> usize {
-        self.with(|s| {
+        let (before, after) = self.with(|s| {
             let before = s.capacity();
             s.shrink_to_fit();
-            (before - s.capacity()) * std::mem::size_of::<VALUE>()
-        })
+            (before, s.capacity())
+        });
+        self.bytes.set(after * std::mem::size_of::<VALUE>());
+        (before - after) * std::mem::size_of::<VALUE>()
     }
 
+    /// Capacity in bytes as last published (safe from any Ractor).
     pub fn heap_size(&self) -> usize {
-        self.with(|s| s.capacity() * std::mem::size_of::<VALUE>())
+        self.bytes.get()
     }
 
-    /// For the owner's dmark callback.
+    /// For the owner's dmark callback, when `gc_ref::may_read_state`.
     pub fn mark(&self) {
         self.with(|s| {
             for &v in s.iter() {
