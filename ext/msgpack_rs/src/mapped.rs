@@ -510,15 +510,10 @@ impl MappedUnpacker {
         if !ruby.block_given() {
             return Ok(rb_self.enumeratorize("each", ()).as_value());
         }
-        loop {
-            // Nothing borrowed from the mapping survives this statement.
-            match rb_self.decode_next()? {
-                Next::Value(v) => {
-                    let _: Value = ruby.yield_value(v)?;
-                    rb_self.auto_drop()?;
-                }
-                Next::End | Next::Truncated => break,
-            }
+        // Nothing borrowed from the mapping survives the condition.
+        while let Next::Value(v) = rb_self.decode_next()? {
+            let _: Value = ruby.yield_value(v)?;
+            rb_self.auto_drop()?;
         }
         Ok(ruby.qnil().as_value())
     }
