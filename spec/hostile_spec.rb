@@ -452,7 +452,7 @@ RSpec.describe "Hostile input" do
       end
     end
 
-    it "packing a 100,000-deep array raises SystemStackError instead of crashing", skip: rs_only do
+    it "packs 100,000 nested Arrays and Hashes as the C gem does (no recursion on the machine stack)" do
       a = []
       cur = a
       100_000.times do
@@ -460,7 +460,31 @@ RSpec.describe "Hostile input" do
         cur << n
         cur = n
       end
+      expect(MessagePack.pack(a)).to eq(("\x91" * 100_000 + "\x90").b)
+      h = {}
+      cur = h
+      100_000.times do
+        n = {}
+        cur["k"] = n
+        cur = n
+      end
+      expect(MessagePack.pack(h)).to eq(("\x81\xa1k" * 100_000 + "\x80").b)
+    end
+
+    it "stops at the packer's max_depth (default 1,000,000) with SystemStackError, as the C gem does for cycles",
+       skip: rs_only do
+      a = []
+      a << a
       expect { MessagePack.pack(a) }.to raise_error(SystemStackError)
+      nested = [[[[1]]]]
+      expect { MessagePack.pack(nested, max_depth: 3) }.to raise_error(SystemStackError)
+      expect(MessagePack.pack(nested, max_depth: 4)).to eq(bin("91 91 91 91 01"))
+      expect { MessagePack::Packer.new(max_depth: 3).write(nested) }.to raise_error(SystemStackError)
+      deep = []
+      cur = deep
+      200.times { cur << (cur = []) }
+      expect { MessagePack.pack(deep, max_depth: 150) }.to raise_error(SystemStackError)
+      expect(MessagePack.pack(deep, max_depth: 201).bytesize).to eq(201)
     end
 
     context "with a recursive ext type (its proc reads the nested object from the unpacker)", :since_1_7 do

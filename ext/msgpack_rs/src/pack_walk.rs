@@ -17,10 +17,14 @@ use msgpack_rs_core::encode::{self, Sink};
 use rb_sys::{ruby_value_type::*, VALUE};
 use std::os::raw::c_int;
 
-/// Nesting beyond this raises SystemStackError (msgpack-ruby has no guard
-/// and overflows Ruby's stack on cyclic data; we stop before the native
-/// stack is at risk, also in non-main Ractors' smaller stacks).
-const MAX_PACK_DEPTH: usize = 4096;
+/// Containers nested deeper than this are walked with an explicit stack
+/// (see [`Walker::write_deep`]), so the machine stack never limits how deep
+/// data may be (the C gem packs 100,000 nested Arrays; so do we).
+const DEEP_FROM: usize = 64;
+
+/// The default for the packer's `max_depth` option: nesting beyond it raises
+/// SystemStackError, as the C gem's recursion does for cyclic data.
+pub const DEFAULT_MAX_DEPTH: usize = 1_000_000;
 
 pub struct Walker<'a> {
     p: &'a Packer,
@@ -31,6 +35,7 @@ pub struct Walker<'a> {
     /// mid-walk: they are set by `initialize`/`reconfigure` only).
     compat: bool,
     reference_threshold: usize,
+    max_depth: usize,
     enc: raw::EncIndexes,
 }
 
@@ -62,6 +67,7 @@ impl<'a> Walker<'a> {
             out,
             compat: p.compat(),
             reference_threshold,
+            max_depth: p.max_depth(),
             enc: raw::enc_indexes(),
         }
     }
@@ -368,6 +374,12 @@ impl<'a> Walker<'a> {
     }
 
     pub fn write_array(&mut self, a: RArray, depth: usize) -> Result<(), Error> {
+        if depth >= DEEP_FROM {
+            return self.write_deep(a.as_raw(), depth);
+        }
+        if depth >= self.max_depth {
+            return Err(stack_too_deep());
+        }
         check_depth(depth)?;
         let len = len32(a.len())?;
         // Every element takes at least a byte.
@@ -405,6 +417,12 @@ impl<'a> Walker<'a> {
     }
 
     pub fn write_hash(&mut self, h: RHash, depth: usize) -> Result<(), Error> {
+        if depth >= DEEP_FROM {
+            return self.write_deep(h.as_raw(), depth);
+        }
+        if depth >= self.max_depth {
+            return Err(stack_too_deep());
+        }
         check_depth(depth)?;
         let len = len32(h.len())?;
         self.out.reserve(2 * len as usize + 5);
@@ -476,6 +494,139 @@ impl<'a> Walker<'a> {
         std::hint::black_box(&pairs);
         Ok(())
     }
+}
+
+/// A container being walked by [`Walker::write_deep`]. Its elements are read
+/// from `held`, a Ruby Array on the machine stack (so the GC sees, and pins,
+/// everything in it): an Array is held itself; a Hash's pairs are copied in.
+enum DeepFrame {
+    Array { ary: VALUE, next: usize, len: usize },
+    Pairs { next: usize, end: usize },
+}
+
+impl Walker<'_> {
+    /// Writes `root` (an Array or Hash at `depth`) and everything in it,
+    /// keeping nested Arrays and Hashes on a heap stack instead of the
+    /// machine stack. Other objects (strings, ext types, `to_msgpack`) go
+    /// through the ordinary walk.
+    #[inline(never)]
+    fn write_deep(&mut self, root: VALUE, depth: usize) -> Result<(), Error> {
+        let held = raw::ary_new_capa(16);
+        let mut frames: Vec<(DeepFrame, usize)> = Vec::new();
+        self.open_deep(root, depth, held, &mut frames)?;
+        while let Some((frame, mark)) = frames.last_mut() {
+            let v = match frame {
+                DeepFrame::Array { ary, next, len } => {
+                    if *next >= *len {
+                        let mark = *mark;
+                        frames.pop();
+                        raw::ary_truncate(held, mark);
+                        continue;
+                    }
+                    // Re-read: callbacks may have changed the Array (an
+                    // element removed meanwhile is written as nil, keeping
+                    // the output well-formed).
+                    let v = if *next < raw::ary_len(*ary) {
+                        raw::ary_entry(*ary, *next)
+                    } else {
+                        raw::NIL
+                    };
+                    *next += 1;
+                    v
+                }
+                DeepFrame::Pairs { next, end, .. } => {
+                    if *next >= *end {
+                        let mark = *mark;
+                        frames.pop();
+                        raw::ary_truncate(held, mark);
+                        continue;
+                    }
+                    let v = raw::ary_entry(held, *next);
+                    *next += 1;
+                    v
+                }
+            };
+            if self.write_simple(v) {
+                continue;
+            }
+            let d = depth + frames.len();
+            if self.is_walkable_container(v) {
+                self.open_deep(v, d, held, &mut frames)?;
+            } else {
+                // SAFETY: a live object held by `held` or its container.
+                self.write_general(unsafe { Value::from_raw(v) }, d)?;
+            }
+        }
+        std::hint::black_box(held);
+        Ok(())
+    }
+
+    /// An Array or Hash with no ext type registered for it (what the
+    /// ordinary walk would write as a plain container).
+    fn is_walkable_container(&self, v: VALUE) -> bool {
+        if rb_sys::SPECIAL_CONST_P(v) {
+            return false;
+        }
+        // SAFETY: `v` is a live heap object.
+        let (t, klass) = (unsafe { rb_sys::RB_BUILTIN_TYPE(v) }, raw::class_of(v));
+        let core = match t {
+            RUBY_T_ARRAY => array_class(),
+            RUBY_T_HASH => hash_class(),
+            _ => return false,
+        };
+        // SAFETY: a live object.
+        klass == core || self.p.lookup_ext(unsafe { Value::from_raw(v) }).is_none()
+    }
+
+    /// Writes the header of the Array or Hash `v` at depth `depth` and
+    /// pushes a frame for its elements.
+    fn open_deep(
+        &mut self,
+        v: VALUE,
+        depth: usize,
+        held: VALUE,
+        frames: &mut Vec<(DeepFrame, usize)>,
+    ) -> Result<(), Error> {
+        if depth >= self.max_depth {
+            return Err(stack_too_deep());
+        }
+        let mark = raw::ary_len(held);
+        // SAFETY: `v` is a live Array or Hash (checked by the caller).
+        if unsafe { rb_sys::RB_BUILTIN_TYPE(v) } == RUBY_T_ARRAY {
+            let len = len32(raw::ary_len(v))?;
+            encode::write_array_header(&mut self.out, len);
+            raw::ary_push(held, v);
+            frames.push((
+                DeepFrame::Array {
+                    ary: v,
+                    next: 0,
+                    len: len as usize,
+                },
+                mark,
+            ));
+        } else {
+            // SAFETY: a live Hash.
+            let len = len32(unsafe { rb_sys::RHASH_SIZE(v) } as usize)?;
+            encode::write_map_header(&mut self.out, len);
+            // SAFETY: `push_pair` only appends to `held` (an allocation,
+            // never Ruby code, never a change to the Hash).
+            unsafe { rb_sys::rb_hash_foreach(v, Some(push_pair), held) };
+            // Exactly `len` pairs: the header is written already.
+            let end = mark + 2 * len as usize;
+            while raw::ary_len(held) < end {
+                raw::ary_push(held, raw::NIL);
+            }
+            raw::ary_truncate(held, end);
+            frames.push((DeepFrame::Pairs { next: mark, end }, mark));
+        }
+        Ok(())
+    }
+}
+
+extern "C" fn push_pair(k: VALUE, v: VALUE, held: VALUE) -> c_int {
+    raw::ary_push(held, k);
+    raw::ary_push(held, v);
+    ST_CONTINUE
 }
 
 /// Hashes up to this many entries are packed through [`SmallPairs`].
@@ -561,16 +712,14 @@ fn len32(n: usize) -> Result<u32, Error> {
     encode::len_u32(n).map_err(|e| errors::arg_error(e.to_string()))
 }
 
-/// Nesting deeper than the walk may go: our own cap, and, from a moderate
-/// depth on, the machine stack Ruby has left (threads of non-main Ractors
-/// have small ones). Stopping here raises a clean SystemStackError; letting
-/// Ruby's own check fire inside `rb_hash_foreach` would unwind through this
-/// walk without running its cleanup.
+/// Nesting the recursive walk may not go into: from a moderate depth on,
+/// the machine stack Ruby has left (threads of non-main Ractors have small
+/// ones; `to_msgpack` callbacks nest the walk through Ruby frames).
+/// Stopping here raises a clean SystemStackError; letting Ruby's own check
+/// fire inside `rb_hash_foreach` would unwind through this walk without
+/// running its cleanup.
 #[inline(always)]
 fn check_depth(depth: usize) -> Result<(), Error> {
-    if depth >= MAX_PACK_DEPTH {
-        return Err(stack_too_deep());
-    }
     // Shallow data cannot exhaust any Ruby thread's stack: no call for it.
     // SAFETY: plain C API call; it only compares stack addresses.
     if depth >= STACK_CHECK_FROM && unsafe { rb_sys::ruby_stack_check() } != 0 {

@@ -84,6 +84,8 @@ pub struct Packer {
     walks: Walks,
     buf: BufferCore,
     compat: Cell<bool>,
+    /// The `max_depth` option: deeper nesting raises SystemStackError.
+    max_depth: Cell<usize>,
     registry: RefCell<Arc<PackRegistry>>,
     /// Ancestor-lookup results by class (`None`: no registered ancestor).
     /// Cleared on every registration.
@@ -110,6 +112,7 @@ impl Default for Packer {
             walks: Default::default(),
             buf: Default::default(),
             compat: Default::default(),
+            max_depth: Cell::new(crate::pack_walk::DEFAULT_MAX_DEPTH),
             registry: Default::default(),
             lookup_cache: Default::default(),
             has_symbol_ext: Default::default(),
@@ -240,6 +243,10 @@ impl Packer {
         &self.buf
     }
 
+    pub fn max_depth(&self) -> usize {
+        self.max_depth.get()
+    }
+
     pub fn compat(&self) -> bool {
         self.compat.get()
     }
@@ -352,6 +359,11 @@ impl Packer {
         crate::memory::track(self);
         let (io, options) = split_io_options(args, true)?;
         self.compat.set(opt_flag(options, "compatibility_mode"));
+        let max_depth = match crate::buffer_core::opt(options, "max_depth") {
+            Some(v) if !v.is_nil() => usize::try_convert(v)?,
+            _ => crate::pack_walk::DEFAULT_MAX_DEPTH,
+        };
+        self.max_depth.set(max_depth);
         self.buf.configure(io, options)
     }
 

@@ -208,6 +208,22 @@ pub fn ary_len(ary: VALUE) -> usize {
     unsafe { rb_sys::RARRAY_LEN(ary) as usize }
 }
 
+/// Element `idx` of a live Array (nil past its end).
+#[inline]
+pub fn ary_entry(ary: VALUE, idx: usize) -> VALUE {
+    // SAFETY: `ary` is a live Array; rb_ary_entry bounds-checks.
+    unsafe { rb_sys::rb_ary_entry(ary, idx as c_long) }
+}
+
+/// Shortens an Array we own to `len` elements.
+#[inline]
+pub fn ary_truncate(ary: VALUE, len: usize) {
+    // SAFETY: `ary` is a live, unfrozen Array we own.
+    unsafe {
+        rb_sys::rb_ary_resize(ary, len as c_long);
+    }
+}
+
 #[inline]
 pub fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
     // SAFETY: `ary` is a live, unfrozen Array we own; rb_ary_store applies
