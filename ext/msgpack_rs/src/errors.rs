@@ -37,7 +37,25 @@ fn pin(v: Value) -> VALUE {
     raw
 }
 
+/// Ruby 3.4 changed the quotes in its own messages from `x' to 'x'; ours
+/// (the C type names in RangeError messages, which the C gem gets from Ruby)
+/// follow the running Ruby.
+static NEW_QUOTES: OnceLock<bool> = OnceLock::new();
+
+/// `name` quoted the way the running Ruby quotes names in messages.
+pub fn quoted(name: &str) -> String {
+    if NEW_QUOTES.get().copied().unwrap_or(false) {
+        format!("'{name}'")
+    } else {
+        format!("`{name}'")
+    }
+}
+
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
+    let version: String = ruby.class_object().const_get("RUBY_VERSION")?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let _ = NEW_QUOTES.set((major, minor) >= (3, 4));
     let unpack_error = module.define_error("UnpackError", ruby.exception_standard_error())?;
     let malformed = module.define_error("MalformedFormatError", unpack_error)?;
     let stack = module.define_error("StackError", unpack_error)?;

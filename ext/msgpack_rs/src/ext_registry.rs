@@ -26,7 +26,10 @@ pub fn ext_type(v: Value) -> Result<i8, Error> {
     };
     let n = i.to_i64().unwrap_or(i64::MAX);
     i8::try_from(n).map_err(|_| {
-        errors::range_error(format!("integer {n} too big to convert to `signed char'"))
+        errors::range_error(format!(
+            "integer {n} too big to convert to {}",
+            errors::quoted("signed char")
+        ))
     })
 }
 

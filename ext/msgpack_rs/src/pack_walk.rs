@@ -302,11 +302,14 @@ impl<'a> Walker<'a> {
                 return self.write_ext(i.as_value(), hit);
             }
         }
-        Err(errors::range_error(if negative {
-            "bignum too big to convert into `long long'"
-        } else {
-            "bignum too big to convert into `unsigned long long'"
-        }))
+        Err(errors::range_error(format!(
+            "bignum too big to convert into {}",
+            errors::quoted(if negative {
+                "long long"
+            } else {
+                "unsigned long long"
+            })
+        )))
     }
 
     #[inline(always)]

@@ -855,7 +855,8 @@ fn header_count(n: Value) -> Result<u32, Error> {
     let i = i64::try_convert(n)?;
     if i > u32::MAX as i64 || i < i32::MIN as i64 {
         return Err(errors::range_error(format!(
-            "integer {i} too big to convert to `unsigned int'"
+            "integer {i} too big to convert to {}",
+            errors::quoted("unsigned int")
         )));
     }
     Ok(i as u32)
