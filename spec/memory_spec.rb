@@ -165,10 +165,13 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
       expect(pool.load(pool.dump([1]))).to eq([1])
     end
 
-    it "releases the Ractor's scratch packer that #dump and MessagePack.pack reuse" do
+    it "finds nothing big left in the Ractor's scratch packer: a big message's buffer goes when its call ends" do
+      # A callback sends the walk through the packer's own buffer (not straight into the
+      # returned String); that buffer is the library's, so it is given back at once.
       MessagePack.pack([MemSpec::Callback.new] + Array.new(1024) { MemSpec::CHUNK })
       report = MessagePack::DefaultFactory.compact!
-      expect(report.bytes_released).to be >= 60 * MemSpec::MIB
+      expect(report.objects_visited).to be >= 1
+      expect(report.bytes_released).to be < MemSpec::MIB
       expect(MessagePack.unpack(MessagePack.pack({ "a" => 1 }))).to eq({ "a" => 1 })
     end
 

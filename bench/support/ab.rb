@@ -80,7 +80,9 @@ module AB
 
   module_function
 
-  def main(script, title:, &define)
+  # gc: true (or BENCH_GC=1) adds GC columns: GC runs per 1,000 operations and the share
+  # of the measured time spent in GC, for each implementation (median across rounds).
+  def main(script, title:, gc: false, &define)
     if ARGV.include?("--serve")
       Child.new(define).serve
     elsif (i = ARGV.index("--dump"))
@@ -88,7 +90,7 @@ module AB
     elsif ARGV.include?("--list")
       Child.new(define).list
     else
-      exit(Parent.new(script, title).run)
+      exit(Parent.new(script, title, gc: gc || ENV["BENCH_GC"] == "1").run)
     end
   end
 
@@ -454,13 +456,19 @@ module AB
 
       rates = []
       elapsed = 0.0
+      gc_count = GC.count
+      gc_ms = GC.stat(:time)
       while elapsed < time || rates.size < 3
         t = timed(c.runner, n)
         elapsed += t
         rates << n / t
         break if rates.size >= 3 && elapsed >= 3 * time # one op is slower than a batch
       end
-      { "ips" => AB.median(rates), "best" => rates.max, "n" => n, "batches" => rates.size }
+      ops = n * rates.size
+      { "ips" => AB.median(rates), "best" => rates.max, "n" => n, "batches" => rates.size,
+        # GC runs per 1,000 operations, and the share of the measured time spent in GC.
+        "gc_per_kop" => (GC.count - gc_count) * 1000.0 / ops,
+        "gc_share" => (GC.stat(:time) - gc_ms) / 1000.0 / elapsed }
     end
 
     def timed(runner, n)
@@ -530,8 +538,9 @@ module AB
   end
 
   class Parent
-    def initialize(script, title)
+    def initialize(script, title, gc: false)
       @script = File.expand_path(script)
+      @show_gc = gc
       @name = File.basename(script, ".rb")
       @title = title
       @rounds = AB.env_i("BENCH_ROUNDS")
@@ -542,6 +551,7 @@ module AB
       abort "BENCH_IMPLS must name ours and/or c" if @impls.empty?
       @ready = @impls.to_h { |i| [i, []] }               # impl => [ready message per round]
       @values = @impls.to_h { |i| [i, Hash.new { |h, k| h[k] = [] }] } # impl => key => [ips per round]
+      @gc = @impls.to_h { |i| [i, Hash.new { |h, k| h[k] = [] }] }     # impl => key => [[gc/kop, share]]
       @meta = {}                                         # key => case metadata, in order
       @problems = []
     end
@@ -610,6 +620,7 @@ module AB
             reply = server.measure(key)
             if reply["ips"]
               @values[impl][key][r] = reply["ips"]
+              @gc[impl][key][r] = [reply["gc_per_kop"], reply["gc_share"]]
             else
               problem("#{impl}: #{reply["error"]}")
             end
@@ -693,20 +704,22 @@ module AB
       line = "-" * (width + (both ? 52 : 14))
       all_ratios = []
       @section_means = {}
-      c_version = first_ready(C_GEM)&.dig("version")
+      c_version = @impls.include?(C_GEM) ? first_ready(C_GEM)&.dig("version") : nil
       @meta.keys.group_by { |k| @meta[k]["section"] }.each do |section, keys|
         puts
         if both
-          puts format("%-#{width}s %12s %12s %7s  %s", section, OURS, "C #{c_version}", "ours/C", "rounds")
+          puts format("%-#{width}s %12s %12s %7s  %-11s%s", section, OURS, "C #{c_version}", "ours/C", "rounds",
+                      @show_gc ? gc_header : "")
         else
-          puts format("%-#{width}s %12s", section, @impls.first)
+          puts format("%-#{width}s %12s%s", section, @impls.first, @show_gc ? " %9s %7s" % ["GC/1k", "GC%"] : "")
         end
         puts line
         ratios = []
         keys.each do |key|
           m = @meta[key]
           unless both
-            puts format("%-#{width}s %12s", m["label"], fmt(value_for(@impls.first, key), m["bytes"]))
+            puts format("%-#{width}s %12s%s", m["label"], fmt(value_for(@impls.first, key), m["bytes"]),
+                        @show_gc ? gc_cells(key) : "")
             next
           end
           ours = value_for(OURS, key)
@@ -716,8 +729,8 @@ module AB
             ratios << ratio
             all_ratios << [ratio, key]
           end
-          puts format("%-#{width}s %12s %12s %7s  %s", m["label"], fmt(ours, m["bytes"]), fmt(c, m["bytes"]),
-                      ratio ? format("%.2fx", ratio) : "-", round_range(key))
+          puts format("%-#{width}s %12s %12s %7s  %-11s%s", m["label"], fmt(ours, m["bytes"]), fmt(c, m["bytes"]),
+                      ratio ? format("%.2fx", ratio) : "-", round_range(key), @show_gc ? gc_cells(key) : "")
         end
         next if ratios.empty?
 
@@ -741,6 +754,25 @@ module AB
       puts format("%s overall: geometric mean %.2fx over %d ratios; min %.2fx (%s); max %.2fx (%s)",
                   @name, geo, all_ratios.size, min_ratio, min_key, max_ratio, max_key)
       @summary = { "geomean" => geo, "min" => min_ratio, "min_case" => min_key, "sections" => @section_means }
+    end
+
+    def gc_header
+      format(" %9s %9s %7s %7s", "GC/1k:rs", "GC/1k:C", "GC%:rs", "GC%:C")
+    end
+
+    # Median across rounds of GC runs per 1,000 operations and of the GC time share.
+    def gc_cells(key)
+      cells = @impls.map do |impl|
+        rows = @gc[impl][key].compact
+        next [nil, nil] if rows.empty?
+
+        [AB.median(rows.map(&:first)), AB.median(rows.map(&:last))]
+      end
+      per_kop = cells.map { |c| c[0] ? format("%.2f", c[0]) : "-" }
+      share = cells.map { |c| c[1] ? format("%.0f%%", 100 * c[1]) : "-" }
+      return format(" %9s %7s", per_kop[0], share[0]) if cells.size == 1
+
+      format(" %9s %9s %7s %7s", per_kop[0], per_kop[1], share[0], share[1])
     end
 
     # Range of the ratios ours/C of each round (timed seconds apart).

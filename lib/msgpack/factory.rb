@@ -13,13 +13,16 @@ module MessagePack
 
       if options
         options = options.dup
+        # Set below only for callables whose direct call is known to be equivalent.
+        options.delete(:packer_call)
+        options.delete(:unpacker_call)
         packer = options[:packer]
         unpacker = options[:unpacker]
         unless packer.nil? || packer.is_a?(Proc)
-          options[:packer] = ExtProc.for_packer(packer)
+          options[:packer], options[:packer_call] = ExtProc.for_packer(packer)
         end
         unless unpacker.nil? || unpacker.is_a?(Proc)
-          options[:unpacker] = ExtProc.for_unpacker(klass, unpacker)
+          options[:unpacker], options[:unpacker_call] = ExtProc.for_unpacker(klass, unpacker)
         end
       end
 
@@ -92,11 +95,18 @@ module MessagePack
     # from every Ractor, and a Method never is one. So where the C gem keeps
     # Method#to_proc, this keeps a lambda that sends the method's name to its receiver;
     # callers cannot tell the difference. Procs given by the user are kept as they are.
+    #
+    # Each returns [proc, call]: the proc is what registered_types shows (and what
+    # decides which Ractors may use it); call, when not nil, is [receiver, name] (or
+    # [nil, name]: a public method of the object being packed), which the extension
+    # sends directly, doing what the proc does without a Proc call or an argument
+    # Array per object.
     module ExtProc
       def self.for_packer(packer)
         case packer
         when String, Symbol
-          Ractor.make_shareable(packer.to_sym.to_proc)
+          name = packer.to_sym
+          [Ractor.make_shareable(name.to_proc), [nil, name]]
         when Method
           from_method(packer)
         else
@@ -121,14 +131,17 @@ module MessagePack
       def self.from_method(method)
         receiver = method.receiver
         name = method.name
-        return method.to_proc unless Ractor.shareable?(receiver) && reaches?(receiver, name, method)
+        return [method.to_proc, nil] unless reaches?(receiver, name, method)
+
+        call = [receiver, name]
+        return [method.to_proc, call] unless Ractor.shareable?(receiver)
 
         if method.arity == 1
           # The common case (from_msgpack_ext(data), to_msgpack_ext): no
           # argument splat per call.
-          Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) })
+          [Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) }), call]
         else
-          Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) })
+          [Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) }), call]
         end
       end
 

@@ -246,6 +246,7 @@ impl Builder for RubyBuilder {
                 let payload = Self::ext_payload(data);
                 let v = ext_registry::call_unpacker(
                     e.unpacker.get(),
+                    e.direct.call(),
                     ty,
                     e.klass.get(),
                     e.owner,

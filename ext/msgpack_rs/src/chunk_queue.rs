@@ -282,6 +282,21 @@ impl ChunkQueue {
             .filter(|s| !s.is_empty())
     }
 
+    /// An empty queue whose tail reuses `tail`'s allocation.
+    pub fn with_tail(mut tail: Vec<u8>) -> ChunkQueue {
+        tail.clear();
+        ChunkQueue {
+            tail,
+            ..ChunkQueue::default()
+        }
+    }
+
+    /// The tail's allocation, emptied (for reuse).
+    pub fn into_tail(mut self) -> Vec<u8> {
+        self.tail.clear();
+        std::mem::take(&mut self.tail)
+    }
+
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len());
         for s in self.slices() {

@@ -12,6 +12,90 @@ use magnus::{
 };
 use rb_sys::VALUE;
 
+/// How to call a registered packer or unpacker without going through its
+/// Proc: what the Proc itself would do, minus a Proc call and (for Method
+/// registrations wrapped in `lambda { |*args| recv.__send__(name, *args) }`)
+/// an argument Array per call. Set by `Factory#register_type` (msgpack/factory.rb)
+/// when it can prove the equivalence.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum DirectKind {
+    /// Call the Proc.
+    None,
+    /// `obj.public_send(mid, *extra)` (a Symbol packer: `Symbol#to_proc`).
+    Public,
+    /// `receiver.__send__(mid, obj, *extra)` (a Method of `receiver`).
+    Send,
+}
+
+/// A registration's direct call, as stored (receiver kept GC-visible).
+#[derive(Clone)]
+pub struct Direct {
+    pub kind: DirectKind,
+    pub receiver: GcRef,
+    pub mid: rb_sys::ID,
+}
+
+impl Default for Direct {
+    fn default() -> Self {
+        Direct {
+            kind: DirectKind::None,
+            receiver: GcRef::nil(),
+            mid: 0,
+        }
+    }
+}
+
+/// A direct call as taken out for one call (see [`Direct`]).
+#[derive(Clone, Copy)]
+pub struct DirectCall {
+    pub kind: DirectKind,
+    pub receiver: VALUE,
+    pub mid: rb_sys::ID,
+}
+
+impl Direct {
+    pub fn call(&self) -> DirectCall {
+        DirectCall {
+            kind: self.kind,
+            receiver: self.receiver.get(),
+            mid: self.mid,
+        }
+    }
+
+    /// From `register_type`'s `[receiver_or_nil, method_name]` option (nil
+    /// or anything else: no direct call).
+    pub fn from_option(v: Option<Value>) -> Result<Direct, Error> {
+        let Some(ary) = v.and_then(magnus::RArray::from_value) else {
+            return Ok(Direct::default());
+        };
+        if ary.len() != 2 {
+            return Ok(Direct::default());
+        }
+        let receiver: Value = ary.entry(0)?;
+        let name: magnus::Symbol = ary.entry(1)?;
+        // SAFETY: a live Symbol; method names are static Symbols (or become
+        // one, as any method name does).
+        let mid = unsafe { rb_sys::rb_sym2id(name.as_raw()) };
+        Ok(Direct {
+            kind: if receiver.is_nil() {
+                DirectKind::Public
+            } else {
+                DirectKind::Send
+            },
+            receiver: GcRef::new(receiver.as_raw()),
+            mid,
+        })
+    }
+
+    fn mark(&self) {
+        self.receiver.mark();
+    }
+
+    fn update(&self) {
+        self.receiver.update();
+    }
+}
+
 pub const FLAG_RECURSIVE: u8 = 1;
 pub const FLAG_OVERSIZED_INTEGER: u8 = 2;
 pub const FLAG_OPTIMIZED_SYMBOLS: u8 = 4;
@@ -46,26 +130,16 @@ pub fn ext_class(v: Value) -> Result<VALUE, Error> {
     }
 }
 
+#[derive(Clone)]
 pub struct PackEntry {
     pub klass: GcRef,
     pub ty: i8,
     /// A Proc, a Method, or a Symbol naming a method of the object.
     pub packer: GcRef,
+    pub direct: Direct,
     pub flags: u8,
     /// The Ractor that registered it (`crate::ractor::current_id`).
     pub owner: u64,
-}
-
-impl Clone for PackEntry {
-    fn clone(&self) -> Self {
-        PackEntry {
-            klass: self.klass.clone(),
-            ty: self.ty,
-            packer: self.packer.clone(),
-            flags: self.flags,
-            owner: self.owner,
-        }
-    }
 }
 
 /// Pack-side registrations, in insertion order (the order ancestor lookup
@@ -89,10 +163,19 @@ impl PackRegistry {
     }
 
     /// Registers (or replaces, keeping its position) the entry for `klass`.
-    pub fn register(&mut self, ty: i8, klass: VALUE, packer: VALUE, flags: u8, owner: u64) {
+    pub fn register(
+        &mut self,
+        ty: i8,
+        klass: VALUE,
+        packer: VALUE,
+        direct: Direct,
+        flags: u8,
+        owner: u64,
+    ) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.klass.get() == klass) {
             e.ty = ty;
             e.packer.set(packer);
+            e.direct = direct;
             e.flags = flags;
             e.owner = owner;
         } else {
@@ -100,6 +183,7 @@ impl PackRegistry {
                 klass: GcRef::new(klass),
                 ty,
                 packer: GcRef::new(packer),
+                direct,
                 flags,
                 owner,
             });
@@ -126,6 +210,7 @@ impl PackRegistry {
         for e in &mut copy.entries {
             if !crate::ractor::callable_here(e.packer.get(), e.owner) {
                 e.packer.set(raw::NIL);
+                e.direct = Direct::default();
             }
         }
         copy
@@ -173,6 +258,7 @@ impl PackRegistry {
         for e in &self.entries {
             e.klass.mark();
             e.packer.mark();
+            e.direct.mark();
         }
     }
 
@@ -180,6 +266,7 @@ impl PackRegistry {
         for e in &self.entries {
             e.klass.update();
             e.packer.update();
+            e.direct.update();
         }
     }
 }
@@ -189,6 +276,7 @@ pub struct UnpackEntry {
     pub klass: GcRef,
     /// A Proc, a Method, or a Symbol naming a class method of `klass`.
     pub unpacker: GcRef,
+    pub direct: Direct,
     pub flags: u8,
     /// The Ractor that registered it (`crate::ractor::current_id`).
     pub owner: u64,
@@ -227,7 +315,15 @@ impl UnpackRegistry {
         self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
     }
 
-    pub fn register(&mut self, ty: i8, klass: VALUE, unpacker: VALUE, flags: u8, owner: u64) {
+    pub fn register(
+        &mut self,
+        ty: i8,
+        klass: VALUE,
+        unpacker: VALUE,
+        direct: Direct,
+        flags: u8,
+        owner: u64,
+    ) {
         if self.slots.is_empty() {
             self.slots = vec![None; 256];
         }
@@ -238,6 +334,7 @@ impl UnpackRegistry {
             *slot = Some(UnpackEntry {
                 klass: GcRef::new(klass),
                 unpacker: GcRef::new(unpacker),
+                direct,
                 flags,
                 owner,
             });
@@ -266,6 +363,7 @@ impl UnpackRegistry {
         for e in copy.slots.iter_mut().flatten() {
             if !crate::ractor::callable_here(e.unpacker.get(), e.owner) {
                 e.unpacker.set(raw::NIL);
+                e.direct = Direct::default();
             }
         }
         copy
@@ -298,6 +396,7 @@ impl UnpackRegistry {
         for e in self.slots.iter().flatten() {
             e.klass.mark();
             e.unpacker.mark();
+            e.direct.mark();
         }
     }
 
@@ -305,6 +404,7 @@ impl UnpackRegistry {
         for e in self.slots.iter().flatten() {
             e.klass.update();
             e.unpacker.update();
+            e.direct.update();
         }
     }
 }
@@ -350,10 +450,12 @@ fn describe(side: &str, ty: i8, klass: VALUE) -> String {
     format!("the {side} registered for ext type {ty} ({k})")
 }
 
-/// Calls a registered packer: a Symbol names a method of `obj` (called with
-/// `extra`), anything else gets `call(obj, *extra)`.
+/// Calls a registered packer: through its direct call when it has one, a
+/// Symbol names a method of `obj` (called with `extra`), anything else gets
+/// `call(obj, *extra)`.
 pub fn call_packer(
     callable: VALUE,
+    direct: DirectCall,
     ty: i8,
     klass: VALUE,
     owner: u64,
@@ -361,33 +463,72 @@ pub fn call_packer(
     extra: &[Value],
 ) -> Result<Value, Error> {
     crate::ractor::check_callable_owned(callable, owner, || describe("packer", ty, klass))?;
+    // At most the object and the packer: no allocation for the arguments.
+    let mut argv = [raw::NIL; 2];
+    let n = 1 + extra.len().min(1);
+    argv[0] = obj.as_raw();
+    if let Some(e) = extra.first() {
+        argv[1] = e.as_raw();
+    }
+    match direct.kind {
+        DirectKind::Public => return call_direct(obj.as_raw(), direct.mid, &argv[1..n], true),
+        DirectKind::Send => return call_direct(direct.receiver, direct.mid, &argv[..n], false),
+        DirectKind::None => {}
+    }
     // SAFETY: `callable` is a live object from a registry.
     let c = unsafe { Value::from_raw(callable) };
     if let Some(sym) = magnus::Symbol::from_value(c) {
         obj.funcall(sym, extra)
     } else {
-        let mut argv = Vec::with_capacity(1 + extra.len());
-        argv.push(obj.as_raw());
-        argv.extend(extra.iter().map(|v| v.as_raw()));
-        call_callable(callable, &argv)
+        call_callable(callable, &argv[..n])
     }
 }
 
-/// Calls a registered unpacker: a Symbol names a class method of `klass`,
-/// anything else gets `call(arg)`.
+/// Calls a registered unpacker: through its direct call when it has one, a
+/// Symbol names a class method of `klass`, anything else gets `call(arg)`.
 pub fn call_unpacker(
     callable: VALUE,
+    direct: DirectCall,
     ty: i8,
     klass: VALUE,
     owner: u64,
     arg: Value,
 ) -> Result<Value, Error> {
     crate::ractor::check_callable_owned(callable, owner, || describe("unpacker", ty, klass))?;
+    let argv = [arg.as_raw()];
+    match direct.kind {
+        DirectKind::Public => return call_direct(arg.as_raw(), direct.mid, &[], true),
+        DirectKind::Send => return call_direct(direct.receiver, direct.mid, &argv, false),
+        DirectKind::None => {}
+    }
     // SAFETY: live objects from a registry.
     let (c, k) = unsafe { (Value::from_raw(callable), Value::from_raw(klass)) };
     if let Some(sym) = magnus::Symbol::from_value(c) {
         k.funcall(sym, (arg,))
     } else {
-        call_callable(callable, &[arg.as_raw()])
+        call_callable(callable, &argv)
     }
+}
+
+/// `receiver.__send__(mid, *argv)` (or `public_send`), protected.
+fn call_direct(
+    receiver: VALUE,
+    mid: rb_sys::ID,
+    argv: &[VALUE],
+    public: bool,
+) -> Result<Value, Error> {
+    let argc = argv.len() as std::os::raw::c_int;
+    let r = magnus::rb_sys::protect(|| {
+        // SAFETY: live receiver and arguments (argv outlives the call);
+        // errors are caught by `protect`.
+        unsafe {
+            if public {
+                rb_sys::rb_funcallv_public(receiver, mid, argc, argv.as_ptr())
+            } else {
+                rb_sys::rb_funcallv(receiver, mid, argc, argv.as_ptr())
+            }
+        }
+    })?;
+    // SAFETY: a live object just returned.
+    Ok(unsafe { Value::from_raw(r) })
 }

@@ -282,6 +282,8 @@ impl Factory {
         } else {
             None
         };
+        let packer_direct = ext_registry::Direct::from_option(get("packer_call"))?;
+        let unpacker_direct = ext_registry::Direct::from_option(get("unpacker_call"))?;
         let owner = ractor::current_id();
         if ractor::is_shareable(rb_self.as_raw()) && !ractor::in_main_ractor() {
             // Another Ractor may be reading this factory: only shareable
@@ -299,10 +301,24 @@ impl Factory {
         let mut current = rb_self.tables.write().map_err(|_| poisoned())?;
         let mut t = current.clone();
         if let Some(p) = packer {
-            Arc::make_mut(&mut t.pack).register(ty, klass_raw, p.as_raw(), flags, owner);
+            Arc::make_mut(&mut t.pack).register(
+                ty,
+                klass_raw,
+                p.as_raw(),
+                packer_direct.clone(),
+                flags,
+                owner,
+            );
         }
         if let Some(u) = unpacker {
-            Arc::make_mut(&mut t.unpack).register(ty, klass_raw, u.as_raw(), flags, owner);
+            Arc::make_mut(&mut t.unpack).register(
+                ty,
+                klass_raw,
+                u.as_raw(),
+                unpacker_direct.clone(),
+                flags,
+                owner,
+            );
         }
         if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == symbol_class {
             t.optimized_symbols = true;

@@ -90,14 +90,17 @@ pub fn dump(factory: &Factory, obj: Value, args: &[Value]) -> Result<Value, Erro
     };
     p.reconfigure(args)?;
     let r = p.with_busy(|| Packer::dump_direct(p, obj));
-    match r {
-        Ok(Some(s)) => Ok(s.as_value()),
-        Ok(None) => p.take_output().map(|s| s.as_value()),
-        Err(e) => {
-            p.discard_output();
-            Err(e)
-        }
-    }
+    let out = match r {
+        Ok(Some(s)) => Ok(s),
+        // Callbacks ran: the output went to the packer's buffer.
+        Ok(None) => p.take_output(),
+        Err(e) => Err(e),
+    };
+    // This packer is the library's, not the caller's: whatever a big
+    // message made it hold goes back now, and the next message is sized
+    // from this one, on every path (no cliff after one big message).
+    p.end_scratch_call(out.as_ref().map(|s| s.len()).unwrap_or(0));
+    out.map(|s| s.as_value())
 }
 
 /// `factory.load(src, options = nil)`.
@@ -109,7 +112,7 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
             args.push(o);
         }
         let u = factory.new_unpacker(&args)?;
-        return crate::unpacker::Unpacker::full_unpack(u);
+        return crate::unpacker::Unpacker::full_unpack(u.as_value());
     };
     // Nothing registered (DefaultFactory as usually used): no snapshot, so
     // concurrent Ractors share no lock or reference count here.
@@ -123,8 +126,8 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
         None => {
             // A recursive ext type: it needs a real Unpacker to read from.
             let u = factory.new_unpacker(&options.into_iter().collect::<Vec<_>>())?;
-            crate::unpacker::Unpacker::feed(u, s.as_value())?;
-            crate::unpacker::Unpacker::full_unpack(u)
+            crate::unpacker::Unpacker::feed(u.as_value(), s.as_value())?;
+            crate::unpacker::Unpacker::full_unpack(u.as_value())
         }
     }
 }

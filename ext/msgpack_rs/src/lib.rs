@@ -17,10 +17,13 @@ mod pack_walk;
 mod packer;
 mod ractor;
 mod raw;
+mod receiver;
 mod unpacker;
 mod value_stack;
 
-use magnus::{prelude::*, Error, Ruby};
+use magnus::{prelude::*, value::ReprValue, Error, Ruby};
+
+tagged!(packer::Packer, unpacker::Unpacker, buffer::Buffer);
 
 #[magnus::init(name = "msgpack_rs")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -56,6 +59,10 @@ fn resolve_lazy_state(ruby: &Ruby) {
     let _ = unpacker::Unpacker::class(ruby);
     let _ = factory::Factory::class(ruby);
     let _ = mapped::MappedUnpacker::class(ruby);
+    // The data-type tags `receiver::this` compares with.
+    receiver::record::<packer::Packer>(ruby.obj_wrap(packer::Packer::default()).as_value());
+    receiver::record::<unpacker::Unpacker>(ruby.obj_wrap(unpacker::Unpacker::default()).as_value());
+    receiver::record::<buffer::Buffer>(ruby.obj_wrap(buffer::Buffer::default()).as_value());
     memory::resolve_classes(ruby);
     let _ = raw::enc_indexes();
     raw::resolve_hash_iteration();

@@ -107,54 +107,17 @@ impl<'a> Walker<'a> {
     }
 
     /// Writes the objects that need no Ruby call, no allocation and no ext
-    /// lookup (nil, booleans, Fixnums, Floats, plain Strings in UTF-8,
-    /// US-ASCII or binary below the reference threshold). Returns false,
-    /// having written nothing, for anything else. Callers rely on it never
-    /// running Ruby code or the GC.
+    /// lookup (see [`write_simple_to`]). Callers rely on it never running
+    /// Ruby code or the GC.
     #[inline(always)]
     fn write_simple(&mut self, v: VALUE) -> bool {
-        if rb_sys::SPECIAL_CONST_P(v) {
-            if rb_sys::FIXNUM_P(v) {
-                // SAFETY: checked Fixnum.
-                let i = unsafe { rb_sys::FIX2LONG(v) } as i64;
-                encode::write_int(&mut self.out, i);
-            } else if rb_sys::FLONUM_P(v) {
-                // SAFETY: checked Flonum (decoded inline, no call).
-                let f = unsafe { rb_sys::NUM2DBL(v) };
-                encode::write_f64(&mut self.out, f);
-            } else if v == raw::NIL {
-                encode::write_nil(&mut self.out);
-            } else if v == raw::TRUE || v == raw::FALSE {
-                encode::write_bool(&mut self.out, v == raw::TRUE);
-            } else {
-                return false;
-            }
-            return true;
-        }
-        let klass = raw::class_of(v);
-        if klass == string_class() {
-            let enc = raw::enc_index(v);
-            let binary = enc == self.enc.binary;
-            if !(binary || enc == self.enc.utf8 || enc == self.enc.usascii) {
-                return false;
-            }
-            // SAFETY: bytes of a live String, copied before any Ruby call.
-            let bytes = unsafe { raw::str_bytes(v) };
-            if bytes.len() > self.reference_threshold || bytes.len() > u32::MAX as usize {
-                return false;
-            }
-            self.out.reserve(bytes.len() + 5);
-            self.put_string_header(bytes.len() as u32, binary);
-            self.out.put_slice(bytes);
-            return true;
-        }
-        if klass == float_class() {
-            // SAFETY: a heap Float (no call beyond reading its value).
-            let f = unsafe { rb_sys::rb_float_value(v) };
-            encode::write_f64(&mut self.out, f);
-            return true;
-        }
-        false
+        write_simple_to(
+            &mut self.out,
+            v,
+            self.compat,
+            self.reference_threshold,
+            self.enc,
+        )
     }
 
     #[inline(always)]
@@ -497,6 +460,67 @@ impl<'a> Walker<'a> {
         std::hint::black_box(&pairs);
         Ok(())
     }
+}
+
+/// Writes `v` to `out` if it needs no Ruby call, no allocation and no ext
+/// lookup: nil, booleans, Fixnums, Floats, and plain Strings (class exactly
+/// String) in UTF-8, US-ASCII or binary up to `reference_threshold` bytes.
+/// Returns false, having written nothing, for anything else. Never runs Ruby
+/// code or the GC.
+#[inline(always)]
+pub fn write_simple_to<S: Sink>(
+    out: &mut S,
+    v: VALUE,
+    compat: bool,
+    reference_threshold: usize,
+    known: raw::EncIndexes,
+) -> bool {
+    if rb_sys::SPECIAL_CONST_P(v) {
+        if rb_sys::FIXNUM_P(v) {
+            // SAFETY: checked Fixnum.
+            let i = unsafe { rb_sys::FIX2LONG(v) } as i64;
+            encode::write_int(out, i);
+        } else if rb_sys::FLONUM_P(v) {
+            // SAFETY: checked Flonum (decoded inline, no call).
+            let f = unsafe { rb_sys::NUM2DBL(v) };
+            encode::write_f64(out, f);
+        } else if v == raw::NIL {
+            encode::write_nil(out);
+        } else if v == raw::TRUE || v == raw::FALSE {
+            encode::write_bool(out, v == raw::TRUE);
+        } else {
+            return false;
+        }
+        return true;
+    }
+    let klass = raw::class_of(v);
+    if klass == string_class() {
+        let enc = raw::enc_index(v);
+        let binary = enc == known.binary;
+        if !(binary || enc == known.utf8 || enc == known.usascii) {
+            return false;
+        }
+        // SAFETY: bytes of a live String, copied before any Ruby call.
+        let bytes = unsafe { raw::str_bytes(v) };
+        if bytes.len() > reference_threshold || bytes.len() > u32::MAX as usize {
+            return false;
+        }
+        let len = bytes.len() as u32;
+        if binary && !compat {
+            encode::write_bin_header(out, len);
+        } else {
+            encode::write_str_header(out, len, compat);
+        }
+        out.put_slice(bytes);
+        return true;
+    }
+    if klass == float_class() {
+        // SAFETY: a heap Float (no call beyond reading its value).
+        let f = unsafe { rb_sys::rb_float_value(v) };
+        encode::write_f64(out, f);
+        return true;
+    }
+    false
 }
 
 /// A container being walked by [`Walker::write_deep`]. Its elements are read

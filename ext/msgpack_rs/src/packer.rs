@@ -15,12 +15,23 @@ use msgpack_rs_core::encode;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
+/// Recursive ext payload buffers up to this size are kept for the next one.
+const SPARE_PAYLOAD_KEEP: usize = 64 * 1024;
+
+/// The largest output String `dump_direct` allocates before writing.
+const DIRECT_START_MAX: usize = 1 << 20;
+
+/// Buffer capacity the per-Ractor `MessagePack.pack` packer keeps between
+/// calls (see `end_scratch_call`).
+const SCRATCH_KEEP: usize = 256 * 1024;
+
 /// A registration found for an object being packed.
 #[derive(Clone, Copy)]
 pub struct ExtHit {
     pub ty: i8,
     pub klass: rb_sys::VALUE,
     pub packer: rb_sys::VALUE,
+    pub direct: ext_registry::DirectCall,
     pub flags: u8,
     pub owner: u64,
 }
@@ -95,6 +106,9 @@ pub struct Packer {
     view: GcRef,
     /// Output set aside while a recursive ext packer writes its payload.
     suspended: RefCell<Vec<ChunkQueue>>,
+    /// The allocation the last recursive payload was written to, for the
+    /// next one (no malloc per recursive ext object).
+    spare_payload: RefCell<Vec<u8>>,
     /// A per-Ractor reusable packer is in the middle of a `dump`.
     busy: Cell<bool>,
     /// Which factory tables (address, generation) the registry came from.
@@ -119,6 +133,7 @@ impl Default for Packer {
             has_bigint_ext: Default::default(),
             view: GcRef::nil(),
             suspended: Default::default(),
+            spare_payload: Default::default(),
             busy: Default::default(),
             origin: Default::default(),
             size_hint: Default::default(),
@@ -187,6 +202,27 @@ impl Packer {
         }
         self.walks.active.set(active + 1);
         Ok(WalkCall { walks: &self.walks })
+    }
+
+    /// `write(v)` of a value that needs no walk (see
+    /// `pack_walk::write_simple_to`): the common case of an ext packer
+    /// writing its fields. Returns false, having done nothing, otherwise
+    /// (and when another thread is walking, which the full path refuses).
+    #[inline]
+    fn try_write_simple(&self, v: rb_sys::VALUE) -> bool {
+        if self.walks.active.get() > 0 && self.walks.thread.get() != current_thread() {
+            return false;
+        }
+        let Ok(mut q) = self.buf.q_mut() else {
+            return false;
+        };
+        crate::pack_walk::write_simple_to(
+            q.tail(),
+            v,
+            self.compat.get(),
+            self.buf.write_reference_threshold(),
+            crate::raw::enc_indexes(),
+        )
     }
 
     /// Fails while another thread walks: for calls that take or drop the
@@ -326,15 +362,34 @@ impl Packer {
         let _walk = rb_self.enter_walk()?;
         let me = rb_self.as_value();
         // Room for the last message's size plus a little: a repeated shape
-        // fits without growing; a smaller one gives the rest back.
-        let hint = rb_self.size_hint.get().min(64 << 20);
+        // fits without growing; a smaller one gives the rest back. At most
+        // DIRECT_START_MAX up front: after one big message, the next (small)
+        // one must not allocate as much (Ruby counts it towards its next GC,
+        // and a callback would throw it away); bigger ones grow by doubling.
+        let hint = rb_self.size_hint.get().min(DIRECT_START_MAX);
         let mut w = Walker::new_direct(&rb_self, me, hint + hint / 32 + 64)?;
         w.write_value(obj, 0)?;
-        let out = w.finish();
-        if let Some(s) = &out {
-            rb_self.size_hint.set(s.len());
+        Ok(w.finish())
+    }
+
+    /// After a `MessagePack.pack`/`Factory#dump` call on the per-Ractor
+    /// packer: the next call starts from this call's output size, and
+    /// buffers beyond a small working size are given back (a big message
+    /// must not keep its memory, or make every later call allocate as
+    /// much).
+    pub fn end_scratch_call(&self, output_len: usize) {
+        self.size_hint.set(output_len);
+        if let Ok(mut q) = self.buf.q_mut() {
+            q.clear_retaining();
+            if q.tail().capacity() > SCRATCH_KEEP {
+                *q.tail() = Vec::new();
+            }
         }
-        Ok(out)
+        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
+            if c.capacity() > 64 {
+                *c = Vec::new();
+            }
+        }
     }
 
     /// `write(obj)` without returning self.
@@ -349,10 +404,6 @@ impl Packer {
     /// allocation is kept for the next message).
     pub fn take_output(&self) -> Result<RString, Error> {
         self.buf.take_rstring()
-    }
-
-    pub fn discard_output(&self) {
-        let _ = self.buf.clear();
     }
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
@@ -467,6 +518,7 @@ impl Packer {
             ty: e.ty,
             klass: e.klass.get(),
             packer: e.packer.get(),
+            direct: e.direct.call(),
             flags: e.flags,
             owner: e.owner,
         })
@@ -478,16 +530,29 @@ impl Packer {
             ty,
             klass,
             packer,
+            direct,
             flags,
             owner,
         } = hit;
         if flags & FLAG_RECURSIVE != 0 {
-            let saved = std::mem::take(&mut *self.buf.q_mut().map_err(|_| busy_output())?);
+            // The payload is written to a queue of its own (the outer output
+            // is set aside, so `flush` from the proc cannot send half of
+            // it), then copied once behind its header.
+            let spare = std::mem::take(
+                &mut *self
+                    .spare_payload
+                    .try_borrow_mut()
+                    .map_err(|_| busy_output())?,
+            );
+            let saved = std::mem::replace(
+                &mut *self.buf.q_mut().map_err(|_| busy_output())?,
+                ChunkQueue::with_tail(spare),
+            );
             self.suspended
                 .try_borrow_mut()
                 .map_err(|_| busy_output())?
                 .push(saved);
-            let r = ext_registry::call_packer(packer, ty, klass, owner, obj, &[me]);
+            let r = ext_registry::call_packer(packer, direct, ty, klass, owner, obj, &[me]);
             let restored = self
                 .suspended
                 .try_borrow_mut()
@@ -496,15 +561,25 @@ impl Packer {
                 .unwrap_or_default();
             let payload =
                 std::mem::replace(&mut *self.buf.q_mut().map_err(|_| busy_output())?, restored);
-            r?;
-            let bytes = payload.to_vec();
-            let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
-            return self.out(|o| {
-                encode::write_ext_header(o, ty, len);
-                o.extend_from_slice(&bytes);
+            let written = r.and_then(|_| {
+                let len =
+                    encode::len_u32(payload.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+                self.out(|o| {
+                    encode::write_ext_header(o, ty, len);
+                    for part in payload.slices() {
+                        o.extend_from_slice(part);
+                    }
+                })
             });
+            let tail = payload.into_tail();
+            if tail.capacity() <= SPARE_PAYLOAD_KEEP {
+                if let Ok(mut spare) = self.spare_payload.try_borrow_mut() {
+                    *spare = tail;
+                }
+            }
+            return written;
         }
-        let payload = ext_registry::call_packer(packer, ty, klass, owner, obj, &[])?;
+        let payload = ext_registry::call_packer(packer, direct, ty, klass, owner, obj, &[])?;
         let s = RString::try_convert(payload)?;
         // SAFETY: bytes of a live String, copied before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
@@ -537,78 +612,88 @@ impl Packer {
 
     // ---- write API (each returns self) ----
 
-    fn write(rb_self: Obj<Self>, obj: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_value(obj, 0)?;
-        rb_self.maybe_flush()?;
+    fn write(rb_self: Value, obj: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        if this.try_write_simple(obj.as_raw()) {
+            this.maybe_flush()?;
+            return Ok(rb_self);
+        }
+        let _walk = this.enter_walk()?;
+        this.walker(rb_self)?.write_value(obj, 0)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_nil(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
-        rb_self.out(encode::write_nil)?;
+    fn write_nil(rb_self: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
+        this.out(encode::write_nil)?;
         Ok(rb_self)
     }
 
-    fn write_true(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
-        rb_self.out(|o| encode::write_bool(o, true))?;
+    fn write_true(rb_self: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
+        this.out(|o| encode::write_bool(o, true))?;
         Ok(rb_self)
     }
 
-    fn write_false(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
-        rb_self.out(|o| encode::write_bool(o, false))?;
+    fn write_false(rb_self: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
+        this.out(|o| encode::write_bool(o, false))?;
         Ok(rb_self)
     }
 
-    fn write_int(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_int(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(i) = Integer::from_value(v) else {
             return Err(wrong_type(v, "Integer"));
         };
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_integer(i)?;
-        rb_self.maybe_flush()?;
+        this.walker(rb_self)?.write_integer(i)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_float(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_float(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         if RString::from_value(v).is_some() {
             return Err(errors::type_error(
                 "no implicit conversion to float from string",
             ));
         }
         let f = f64::try_convert(v)?;
-        rb_self.out(|o| encode::write_f64(o, f))?;
+        this.out(|o| encode::write_f64(o, f))?;
         Ok(rb_self)
     }
 
-    fn write_float32(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_float32(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         if !v.is_kind_of(ruby().class_numeric()) {
             return Err(errors::arg_error("Expected numeric"));
         }
         let f = f64::try_convert(v)?;
-        rb_self.out(|o| encode::write_f32(o, f as f32))?;
+        this.out(|o| encode::write_f32(o, f as f32))?;
         Ok(rb_self)
     }
 
-    fn write_string(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_string(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
         };
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_rstring(s)?;
-        rb_self.maybe_flush()?;
+        this.walker(rb_self)?.write_rstring(s)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_bin(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_bin(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(mut s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
         };
@@ -624,53 +709,54 @@ impl Packer {
         // SAFETY: bytes of a live String, used before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
         let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
-        let compat = rb_self.compat();
-        rb_self.out(|o| {
+        let compat = this.compat();
+        this.out(|o| {
             if compat {
                 encode::write_str_header(o, len, true)
             } else {
                 encode::write_bin_header(o, len)
             }
         })?;
-        rb_self.put_body(s.as_value(), bytes)?;
-        rb_self.maybe_flush()?;
+        this.put_body(s.as_value(), bytes)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_symbol(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_symbol(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(sym) = Symbol::from_value(v) else {
             return Err(wrong_type(v, "Symbol"));
         };
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_symbol(sym)?;
+        this.walker(rb_self)?.write_symbol(sym)?;
         Ok(rb_self)
     }
 
-    fn write_array(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_array(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(a) = RArray::from_value(v) else {
             return Err(wrong_type(v, "Array"));
         };
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_array(a, 0)?;
-        rb_self.maybe_flush()?;
+        this.walker(rb_self)?.write_array(a, 0)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_hash(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_hash(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let Some(h) = RHash::from_value(v) else {
             return Err(wrong_type(v, "Hash"));
         };
-        let me = rb_self.as_value();
-        rb_self.walker(me)?.write_hash(h, 0)?;
-        rb_self.maybe_flush()?;
+        this.walker(rb_self)?.write_hash(h, 0)?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_extension(rb_self: Obj<Self>, v: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_extension(rb_self: Value, v: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         if !v.is_kind_of(ruby().class_struct()) {
             return Err(wrong_type(v, "Struct"));
         }
@@ -680,8 +766,9 @@ impl Packer {
         Self::write_ext(rb_self, ty, payload.as_value())
     }
 
-    fn write_ext(rb_self: Obj<Self>, ty: Value, payload: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_ext(rb_self: Value, ty: Value, payload: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let ty = ext_registry::ext_type(ty)?;
         let Some(s) = RString::from_value(payload) else {
             return Err(wrong_type(payload, "String"));
@@ -689,40 +776,44 @@ impl Packer {
         // SAFETY: bytes of a live String, copied before any Ruby call.
         let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
         let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
-        rb_self.out(|o| {
+        this.out(|o| {
             encode::write_ext_header(o, ty, len);
             o.extend_from_slice(bytes);
         })?;
-        rb_self.maybe_flush()?;
+        this.maybe_flush()?;
         Ok(rb_self)
     }
 
-    fn write_array_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_array_header(rb_self: Value, n: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        rb_self.out(|o| encode::write_array_header(o, n))?;
+        this.out(|o| encode::write_array_header(o, n))?;
         Ok(rb_self)
     }
 
-    fn write_map_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_map_header(rb_self: Value, n: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        rb_self.out(|o| encode::write_map_header(o, n))?;
+        this.out(|o| encode::write_map_header(o, n))?;
         Ok(rb_self)
     }
 
-    fn write_bin_header(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
+    fn write_bin_header(rb_self: Value, n: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        rb_self.out(|o| encode::write_bin_header(o, n))?;
+        this.out(|o| encode::write_bin_header(o, n))?;
         Ok(rb_self)
     }
 
     // ---- buffer & state ----
 
-    fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        let _walk = rb_self.enter_walk()?;
-        rb_self.flush_unless_nested()?;
+    fn flush(rb_self: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let _walk = this.enter_walk()?;
+        this.flush_unless_nested()?;
         Ok(rb_self)
     }
 
@@ -827,7 +918,14 @@ impl Packer {
             .try_borrow()
             .map_err(|_| crate::buffer_core::busy())?
             .clone();
-        Arc::make_mut(&mut reg).register(ty, klass, proc_.as_raw(), 0, crate::ractor::current_id());
+        Arc::make_mut(&mut reg).register(
+            ty,
+            klass,
+            proc_.as_raw(),
+            ext_registry::Direct::default(),
+            0,
+            crate::ractor::current_id(),
+        );
         rb_self.install_registry(reg);
         Ok(ruby().qnil().as_value())
     }

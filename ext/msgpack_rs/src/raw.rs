@@ -161,6 +161,37 @@ pub fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
     }
 }
 
+/// The scalar (integer, float, nil, boolean) at the start of `bytes`, and
+/// its length, if it is one and complete.
+#[inline]
+pub fn scalar_at(bytes: &[u8]) -> Option<(VALUE, usize)> {
+    let lead = *bytes.first()?;
+    let fixed = |n: usize| -> Option<u64> {
+        let b = bytes.get(1..1 + n)?;
+        let mut be = [0u8; 8];
+        be[8 - n..].copy_from_slice(b);
+        Some(u64::from_be_bytes(be))
+    };
+    Some(match lead {
+        0x00..=0x7f => (uint(lead as u64), 1),
+        0xe0..=0xff => (int(lead as i8 as i64), 1),
+        0xc0 => (NIL, 1),
+        0xc2 => (FALSE, 1),
+        0xc3 => (TRUE, 1),
+        0xca => (float(f32::from_bits(fixed(4)? as u32) as f64), 5),
+        0xcb => (float(f64::from_bits(fixed(8)?)), 9),
+        0xcc => (uint(fixed(1)?), 2),
+        0xcd => (uint(fixed(2)?), 3),
+        0xce => (uint(fixed(4)?), 5),
+        0xcf => (uint(fixed(8)?), 9),
+        0xd0 => (int(fixed(1)? as u8 as i8 as i64), 2),
+        0xd1 => (int(fixed(2)? as u16 as i16 as i64), 3),
+        0xd2 => (int(fixed(4)? as u32 as i32 as i64), 5),
+        0xd3 => (int(fixed(8)? as i64), 9),
+        _ => return None,
+    })
+}
+
 #[inline]
 pub fn uint(v: u64) -> VALUE {
     if v <= rb_sys::FIXNUM_MAX as u64 {

@@ -375,6 +375,30 @@ impl Unpacker {
         }
     }
 
+    /// `read` of a scalar (integer, float, nil, boolean) that is all there
+    /// in the front chunk, with no object in progress: the common case of a
+    /// recursive ext unpacker reading its fields. `None`, having done
+    /// nothing, otherwise (and whenever the full path's re-entrancy rules
+    /// would refuse the read: it then raises).
+    #[inline]
+    fn read_scalar(&self) -> Option<Value> {
+        let active = self.calls.active.get();
+        if active > 0
+            && (self.calls.recursive.get() != active || self.calls.thread.get() != current_thread())
+        {
+            return None;
+        }
+        if !self.state.try_borrow().ok()?.decoder.is_idle() {
+            return None;
+        }
+        let mut q = self.buf.q_mut().ok()?;
+        let (bytes, pos) = q.front_with_pos();
+        let (v, len) = raw::scalar_at(bytes.get(pos..)?)?;
+        q.set_front_pos(pos + len);
+        // SAFETY: an immediate, or a Float/Integer just made.
+        Some(unsafe { Value::from_raw(v) })
+    }
+
     /// A recursive ext: its unpacker reads the following objects from this
     /// unpacker. The in-progress decoder is set aside meanwhile (its
     /// values stay on the value stack, where the GC sees them).
@@ -407,6 +431,7 @@ impl Unpacker {
         self.calls.recursive.set(self.calls.recursive.get() + 1);
         let r = ext_registry::call_unpacker(
             entry.unpacker.get(),
+            entry.direct.call(),
             ty,
             entry.klass.get(),
             entry.owner,
@@ -451,15 +476,24 @@ impl Unpacker {
         }
     }
 
-    pub fn read(rb_self: Obj<Self>) -> Result<Value, Error> {
-        match rb_self.read_value(rb_self.as_value())? {
+    pub fn read(rb_self: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        if let Some(v) = this.read_scalar() {
+            return Ok(v);
+        }
+        match this.read_value(rb_self)? {
             Got::Value(v) => Ok(v),
             Got::NeedMore => Err(errors::eof()),
         }
     }
 
     /// Skips one object (or the rest of the one a read left unfinished).
-    fn skip(&self) -> Result<(), Error> {
+    fn skip(rb_self: Value) -> Result<(), Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        this.skip_one()
+    }
+
+    fn skip_one(&self) -> Result<(), Error> {
         let _call = self.enter_read()?;
         loop {
             let done = {
@@ -578,26 +612,25 @@ impl Unpacker {
         self.read_header(true)
     }
 
-    pub fn feed(rb_self: Obj<Self>, data: Value) -> Result<Obj<Self>, Error> {
+    pub fn feed(rb_self: Value, data: Value) -> Result<Value, Error> {
+        let this = crate::receiver::this::<Self>(rb_self)?;
         let s = RString::try_convert(data)?;
-        rb_self.check_feedable()?;
-        rb_self.buf.feed_string(s)?;
+        this.check_feedable()?;
+        this.buf.feed_string(s)?;
         Ok(rb_self)
     }
 
     /// Yields every complete object; stops quietly at incomplete data (and
     /// at the end of the IO). No read runs while the block does.
-    fn each(rb_self: Obj<Self>) -> Result<Value, Error> {
+    fn each(rb_self: Value) -> Result<Value, Error> {
         if !ruby().block_given() {
             return Ok(rb_self.enumeratorize("each", ()).as_value());
         }
-        let me = rb_self.as_value();
+        let this = crate::receiver::this::<Self>(rb_self)?;
         loop {
-            let got = match rb_self.read_value(me) {
+            let got = match this.read_value(rb_self) {
                 Ok(g) => g,
-                Err(e)
-                    if e.is_kind_of(ruby().exception_eof_error()) && rb_self.buf.io().is_some() =>
-                {
+                Err(e) if e.is_kind_of(ruby().exception_eof_error()) && this.buf.io().is_some() => {
                     break;
                 }
                 Err(e) => return Err(e),
@@ -612,7 +645,7 @@ impl Unpacker {
         Ok(ruby().qnil().as_value())
     }
 
-    fn feed_each(rb_self: Obj<Self>, data: Value) -> Result<Value, Error> {
+    fn feed_each(rb_self: Value, data: Value) -> Result<Value, Error> {
         if !ruby().block_given() {
             return Ok(rb_self.enumeratorize("feed_each", (data,)).as_value());
         }
@@ -635,9 +668,10 @@ impl Unpacker {
     }
 
     /// Reads one object and requires the current chunk to be fully used.
-    pub fn full_unpack(rb_self: Obj<Self>) -> Result<Value, Error> {
+    pub fn full_unpack(rb_self: Value) -> Result<Value, Error> {
         let v = Self::read(rb_self)?;
-        let extra = rb_self.buf.q()?.front().len();
+        let this = crate::receiver::this::<Self>(rb_self)?;
+        let extra = this.buf.q()?.front().len();
         if extra > 0 {
             return Err(errors::decode_error(DecodeError::ExtraBytes(extra)));
         }
@@ -688,6 +722,7 @@ impl Unpacker {
             ty,
             klass.as_raw(),
             proc_.as_raw(),
+            ext_registry::Direct::default(),
             0,
             crate::ractor::current_id(),
         );
