@@ -56,6 +56,9 @@
 #                  (all checks still run)
 #   BENCH_IMPLS    ours,c (default) | ours | c
 #   BENCH_JSON_DIR write the raw results to DIR/NAME.json
+#   BENCH_C_LIB    a lib/ directory holding a C msgpack gem built for this Ruby (the C
+#                  children load it with -I; default: the installed C gem)
+#   BENCH_GC=1     GC columns (GC runs per 1,000 operations, share of time in GC)
 #
 # Other entry points:
 #   ruby [-I lib] bench/NAME.rb --list           check names and case labels
@@ -490,6 +493,10 @@ module AB
       @impl = impl
       args = [RbConfig.ruby]
       args += ["-I", ours_lib] if impl == OURS
+      # A C gem built locally for this Ruby (none packaged for it), e.g. msgpack-ruby's
+      # ext built with this Ruby outside the repository: see script/bench.
+      c_lib = ENV["BENCH_C_LIB"]
+      args += ["-I", File.expand_path(c_lib)] if impl == C_GEM && c_lib && !c_lib.empty?
       args += [script, "--serve"]
       @command = args.join(" ")
       env = { "RUBYLIB" => nil, "AB_OURS_LIB" => impl == OURS ? ours_lib : nil }
