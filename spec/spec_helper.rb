@@ -15,6 +15,9 @@
 #   :since_1_4_3 ... :since_1_8  behaviour of 1.8.3 that the named C gem version introduced
 #                                (excluded from oracle runs against older C gems)
 #   :crashes_old_c_gem           SEGVs C gems older than 1.8 (never run against them)
+#   :wip                         a known bug, not fixed yet: asserts the intended behaviour and
+#                                fails today. Left out of normal runs; `rspec --tag wip` (or
+#                                MSGPACK_SPEC_WIP=1) runs them
 #   :c_quirk                     asserts a C gem oddity that msgpack-rs copies on purpose
 #                                (docs/compatibility.md §18); run `rspec --tag ~c_quirk` to
 #                                leave them out if msgpack-rs deliberately fixes one (then move
@@ -113,6 +116,9 @@ RSpec.configure do |config|
   config.disable_monkey_patching!
   config.expect_with(:rspec) { |c| c.syntax = :expect }
   config.order = :defined
+
+  # Known bugs (:wip) fail until fixed; `--tag wip` on the command line overrides this.
+  config.filter_run_excluding(wip: true) unless ENV["MSGPACK_SPEC_WIP"] == "1"
 
   if MSGPACK_SPEC_ORACLE
     loaded = Gem::Version.new(MessagePack::VERSION)
