@@ -9,8 +9,8 @@
 #   ruby bench/activesupport_style.rb           alternate C-gem / msgpack-rs children
 #   BENCH_FILTER=dump ruby bench/activesupport_style.rb
 #
-# Columns GC/1k and GC% give GC runs per 1,000 operations and the share of the measured
-# time spent in GC, for each implementation.
+# Columns GC/1k and GCms/1k give GC runs and milliseconds of GC per 1,000 operations, for
+# each implementation.
 
 require_relative "support/ab"
 

@@ -58,7 +58,7 @@
 #   BENCH_JSON_DIR write the raw results to DIR/NAME.json
 #   BENCH_C_LIB    a lib/ directory holding a C msgpack gem built for this Ruby (the C
 #                  children load it with -I; default: the installed C gem)
-#   BENCH_GC=1     GC columns (GC runs per 1,000 operations, share of time in GC)
+#   BENCH_GC=1     GC columns (GC runs and GC milliseconds per 1,000 operations)
 #
 # Other entry points:
 #   ruby [-I lib] bench/NAME.rb --list           check names and case labels
@@ -83,8 +83,8 @@ module AB
 
   module_function
 
-  # gc: true (or BENCH_GC=1) adds GC columns: GC runs per 1,000 operations and the share
-  # of the measured time spent in GC, for each implementation (median across rounds).
+  # gc: true (or BENCH_GC=1) adds GC columns: GC runs and milliseconds spent in GC per
+  # 1,000 operations, for each implementation (median across rounds).
   def main(script, title:, gc: false, &define)
     if ARGV.include?("--serve")
       Child.new(define).serve
@@ -469,9 +469,9 @@ module AB
       end
       ops = n * rates.size
       { "ips" => AB.median(rates), "best" => rates.max, "n" => n, "batches" => rates.size,
-        # GC runs per 1,000 operations, and the share of the measured time spent in GC.
+        # GC runs per 1,000 operations, and milliseconds spent in GC per 1,000 operations.
         "gc_per_kop" => (GC.count - gc_count) * 1000.0 / ops,
-        "gc_share" => (GC.stat(:time) - gc_ms) / 1000.0 / elapsed }
+        "gc_ms_per_kop" => (GC.stat(:time) - gc_ms) * 1000.0 / ops }
     end
 
     def timed(runner, n)
@@ -627,7 +627,7 @@ module AB
             reply = server.measure(key)
             if reply["ips"]
               @values[impl][key][r] = reply["ips"]
-              @gc[impl][key][r] = [reply["gc_per_kop"], reply["gc_share"]]
+              @gc[impl][key][r] = [reply["gc_per_kop"], reply["gc_ms_per_kop"]]
             else
               problem("#{impl}: #{reply["error"]}")
             end
@@ -718,7 +718,7 @@ module AB
           puts format("%-#{width}s %12s %12s %7s  %-11s%s", section, OURS, "C #{c_version}", "ours/C", "rounds",
                       @show_gc ? gc_header : "")
         else
-          puts format("%-#{width}s %12s%s", section, @impls.first, @show_gc ? " %9s %7s" % ["GC/1k", "GC%"] : "")
+          puts format("%-#{width}s %12s%s", section, @impls.first, @show_gc ? " %9s %9s" % ["GC/1k", "GCms/1k"] : "")
         end
         puts line
         ratios = []
@@ -764,7 +764,7 @@ module AB
     end
 
     def gc_header
-      format(" %9s %9s %7s %7s", "GC/1k:rs", "GC/1k:C", "GC%:rs", "GC%:C")
+      format(" %9s %9s %9s %9s", "GC/1k:rs", "GC/1k:C", "GCms/1k:rs", "GCms/1k:C")
     end
 
     # Median across rounds of GC runs per 1,000 operations and of the GC time share.
@@ -776,10 +776,10 @@ module AB
         [AB.median(rows.map(&:first)), AB.median(rows.map(&:last))]
       end
       per_kop = cells.map { |c| c[0] ? format("%.2f", c[0]) : "-" }
-      share = cells.map { |c| c[1] ? format("%.0f%%", 100 * c[1]) : "-" }
-      return format(" %9s %7s", per_kop[0], share[0]) if cells.size == 1
+      ms = cells.map { |c| c[1] ? format("%.1f", c[1]) : "-" }
+      return format(" %9s %9s", per_kop[0], ms[0]) if cells.size == 1
 
-      format(" %9s %9s %7s %7s", per_kop[0], per_kop[1], share[0], share[1])
+      format(" %9s %9s %9s %9s", per_kop[0], per_kop[1], ms[0], ms[1])
     end
 
     # Range of the ratios ours/C of each round (timed seconds apart).
