@@ -490,7 +490,14 @@ impl<B: Builder> StreamDecoder<B> {
             self.stack.clear();
             self.owed = 0;
         }
-        self.discard(input, pos)
+        let r = self.discard(input, pos);
+        // Nothing of a new object was there: no skip is pending (the next
+        // call starts over), as if it had not been called.
+        let left = &self.leftover;
+        if r == Ok(false) && left.skipping && left.bytes == 0 && left.levels == [1] {
+            self.leftover.clear();
+        }
+        r
     }
 
     /// Releases the stacks' memory beyond what they hold now.

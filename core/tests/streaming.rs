@@ -1054,6 +1054,18 @@ fn skip_one_object_streaming() {
         dec.skip(&deep(129), &mut pos),
         Err(DecodeError::DepthExceeded { max: 128 })
     );
+    // A skip that found nothing (not even a whole header) leaves nothing
+    // pending: the object that arrives later is the next one.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    assert_eq!(dec.skip(&[], &mut pos), Ok(false));
+    assert_eq!(dec.skip(&[0xdc, 0x00], &mut pos), Ok(false));
+    assert_eq!(pos, 0);
+    assert!(dec.is_idle());
+    assert_eq!(
+        dec.decode(&mut ValueBuilder, &[0x01, 0x02], &mut pos),
+        Ok(Step::Done(Value::Uint(1)))
+    );
     // Reset forgets a pending skip.
     let mut dec = StreamDecoder::<ValueBuilder>::default();
     let mut pos = 0;

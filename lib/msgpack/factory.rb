@@ -6,7 +6,8 @@ module MessagePack
     # *_internal registry methods.
 
     # options: :packer / :unpacker (Proc, Method, Symbol or String; nil or a missing key
-    # leaves that side unregistered), :recursive, :oversized_integer_extension,
+    # registers that side without a callable, as the C gem does: it shows in
+    # registered_types and replaces an earlier one), :recursive, :oversized_integer_extension,
     # :optimized_symbols_parsing. A nil options registers both sides without a proc.
     def register_type(type, klass, options = { packer: :to_msgpack_ext, unpacker: :from_msgpack_ext })
       raise FrozenError, "can't modify frozen MessagePack::Factory" if frozen?

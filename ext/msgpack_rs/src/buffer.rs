@@ -75,15 +75,36 @@ pub fn new_view(owner: Value) -> Result<Value, Error> {
 impl Buffer {
     /// Runs `f` on this buffer's core (its own, or its owner's).
     fn with<R>(&self, f: impl FnOnce(&BufferCore) -> Result<R, Error>) -> Result<R, Error> {
+        self.with_core(false, f)
+    }
+
+    /// Like [`Buffer::with`], for calls that change the buffer: a view first
+    /// asks its owner, which refuses while another thread is reading or
+    /// writing it (docs/reentrancy.md).
+    fn with_mut<R>(&self, f: impl FnOnce(&BufferCore) -> Result<R, Error>) -> Result<R, Error> {
+        self.with_core(true, f)
+    }
+
+    fn with_core<R>(
+        &self,
+        change: bool,
+        f: impl FnOnce(&BufferCore) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         match &self.kind {
             Kind::Own(core) => f(core),
             Kind::View(owner) => {
                 // SAFETY: the owner is kept alive by our mark callback.
                 let owner = unsafe { Value::from_raw(owner.get()) };
                 if let Ok(p) = <&Packer>::try_convert(owner) {
+                    if change {
+                        p.check_buffer_change()?;
+                    }
                     f(p.buffer_core())
                 } else {
                     let u = <&Unpacker>::try_convert(owner)?;
+                    if change {
+                        u.check_buffer_change()?;
+                    }
                     u.with_buffer_core(f)
                 }
             }
@@ -132,7 +153,7 @@ impl Buffer {
     }
 
     fn clear(&self) -> Result<(), Error> {
-        self.with(|c| c.clear())
+        self.with_mut(|c| c.clear())
     }
 
     /// Feeding an Unpacker's view buffer must go through the unpacker (so a
@@ -140,7 +161,7 @@ impl Buffer {
     /// appends.
     fn write(&self, data: Value) -> Result<usize, Error> {
         let s = RString::try_convert(data)?;
-        self.with(|c| c.write_string(s))
+        self.with_mut(|c| c.write_string(s))
     }
 
     fn append(rb_self: Obj<Self>, data: Value) -> Result<Obj<Self>, Error> {
@@ -172,13 +193,13 @@ impl Buffer {
             ),
         };
         let bytes = match n {
-            None => self.with(|c| c.read_everything())?,
+            None => self.with_mut(|c| c.read_everything())?,
             Some(0) => Vec::new(),
             Some(n) => {
                 if exact {
-                    self.with(|c| c.fill_exact(n))?;
+                    self.with_mut(|c| c.fill_exact(n))?;
                 }
-                let got = self.with(|c| c.read_bytes(n))?;
+                let got = self.with_mut(|c| c.read_bytes(n))?;
                 if got.is_empty() && !exact {
                     if let Some(out) = outbuf {
                         out.replace(binary(&[]))?;
@@ -199,12 +220,12 @@ impl Buffer {
 
     fn skip(&self, n: Value) -> Result<usize, Error> {
         let n = count_arg(n)?;
-        self.with(|c| c.skip_bytes(n))
+        self.with_mut(|c| c.skip_bytes(n))
     }
 
     fn skip_all(rb_self: Obj<Self>, n: Value) -> Result<Obj<Self>, Error> {
         let n = count_arg(n)?;
-        rb_self.with(|c| {
+        rb_self.with_mut(|c| {
             c.fill_exact(n)?;
             c.skip_bytes(n)
         })?;
@@ -240,11 +261,12 @@ impl Buffer {
             // SAFETY: the owner is kept alive by our mark callback.
             let owner = unsafe { Value::from_raw(owner.get()) };
             if let Ok(p) = <&Packer>::try_convert(owner) {
+                p.check_buffer_change()?;
                 p.flush_unless_nested()?;
                 return Ok(rb_self);
             }
         }
-        rb_self.with(|c| c.flush())?;
+        rb_self.with_mut(|c| c.flush())?;
         Ok(rb_self)
     }
 
@@ -266,7 +288,7 @@ impl Buffer {
     }
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {
-        let s = self.with(|c| c.take_rstring())?;
+        let s = self.with_mut(|c| c.take_rstring())?;
         let n = s.len();
         let _: Value = io.funcall("write", (s,))?;
         Ok(n)

@@ -251,10 +251,6 @@ impl Factory {
             Some(RHash::try_convert(options)?)
         };
         let get = |key: &str| options.and_then(|h| h.get(ruby.to_symbol(key)));
-        let has = |key: &str| match options {
-            None => Ok(true),
-            Some(h) => h.funcall::<_, _, bool>("key?", (ruby.to_symbol(key),)),
-        };
         let flag = |key: &str| get(key).map(|v| v.to_bool()).unwrap_or(false);
         let mut flags = 0u8;
         if flag("recursive") {
@@ -272,16 +268,10 @@ impl Factory {
             flags |= FLAG_OPTIMIZED_SYMBOLS;
         }
         let nil = ruby.qnil().as_value();
-        let packer = if has("packer")? {
-            Some(get("packer").unwrap_or(nil))
-        } else {
-            None
-        };
-        let unpacker = if has("unpacker")? {
-            Some(get("unpacker").unwrap_or(nil))
-        } else {
-            None
-        };
+        // Both sides are registered, a missing callable as nil (as the C
+        // gem does): the type shows in registered_types either way.
+        let packer = Some(get("packer").unwrap_or(nil));
+        let unpacker = Some(get("unpacker").unwrap_or(nil));
         let packer_direct = ext_registry::Direct::from_option(get("packer_call"))?;
         let unpacker_direct = ext_registry::Direct::from_option(get("unpacker_call"))?;
         let owner = ractor::current_id();

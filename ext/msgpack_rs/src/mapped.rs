@@ -206,22 +206,36 @@ fn reentrant() -> Error {
     )
 }
 
-/// An `Errno::*` exception for a failed system call on `path`.
+/// `path` for a message: its bytes as they are where they are UTF-8, others
+/// as `\xFF` (what Ruby shows for them), never replaced by U+FFFD.
+fn shown(path: &std::path::Path) -> String {
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An `Errno::*` exception for a failed system call on `path` (its message
+/// holds the path's own bytes, as `File.open`'s does).
 fn io_error(e: std::io::Error, path: &std::path::Path) -> Error {
     let ruby = ruby();
-    let shown = path.to_string_lossy();
     if let Some(errno) = e.raw_os_error() {
+        let bytes = ruby.str_from_slice(path.as_os_str().as_bytes());
         let made = ruby
             .class_object()
             .const_get::<_, RClass>("SystemCallError")
-            .and_then(|c| c.funcall::<_, _, Value>("new", (shown.as_ref(), errno)));
+            .and_then(|c| c.funcall::<_, _, Value>("new", (bytes, errno)));
         if let Ok(v) = made {
             if let Some(exc) = Exception::from_value(v) {
                 return Error::from(exc);
             }
         }
     }
-    Error::new(ruby.exception_io_error(), format!("{e} @ {shown}"))
+    Error::new(ruby.exception_io_error(), format!("{e} @ {}", shown(path)))
 }
 
 fn describe_type(ft: std::fs::FileType) -> &'static str {
@@ -243,7 +257,7 @@ fn describe_type(ft: std::fs::FileType) -> &'static str {
 fn not_regular(path: &std::path::Path, ft: std::fs::FileType) -> Error {
     errors::arg_error(format!(
         "MessagePack can only map regular files: {} is {}",
-        path.to_string_lossy(),
+        shown(path),
         describe_type(ft)
     ))
 }
@@ -255,7 +269,7 @@ fn map_file(file: &File, len: u64, path: &std::path::Path) -> Result<Option<Mmap
     if usize::try_from(len).is_err() {
         return Err(errors::range_error(format!(
             "{} is too large to map",
-            path.to_string_lossy()
+            shown(path)
         )));
     }
     // SAFETY: mapping a regular file read-only. Rust's rules assume the
@@ -346,19 +360,21 @@ impl MappedUnpacker {
         if size != Self::len_of(&src.map) as u64 {
             let map = map_file(file, size, &self.path)?;
             src.map = map;
-            if size < self.pos.get() as u64 {
-                return Err(Error::new(
-                    ruby().exception_io_error(),
-                    format!(
-                        "{} shrank to {size} bytes, below the read position {}",
-                        self.path.to_string_lossy(),
-                        self.pos.get()
-                    ),
-                ));
-            }
             if self.dropped.get() as u64 > size {
                 self.dropped.set(page_floor(size as usize));
             }
+        }
+        // Every time, not only when the size changed: the same answer until
+        // the file grows back or the caller seeks.
+        if size < self.pos.get() as u64 {
+            return Err(Error::new(
+                ruby().exception_io_error(),
+                format!(
+                    "{} shrank to {size} bytes, below the read position {}",
+                    shown(&self.path),
+                    self.pos.get()
+                ),
+            ));
         }
         Ok(())
     }
@@ -382,6 +398,32 @@ impl MappedUnpacker {
         if start >= bytes.len() && !dec.is_discarding() {
             return Ok(Next::End);
         }
+        // Ruby code may run inside the object (ext procs; ExtensionValue.new):
+        // it could truncate the file under the decoder, and the next byte
+        // read from the mapping would raise SIGBUS. So then the object is
+        // first measured (no Ruby code runs while the mapping is read) and
+        // decoded from a copy.
+        let user_code = !self.registry.is_empty() || self.opts.allow_unknown_ext;
+        let copy: Option<Vec<u8>> = if user_code && !dec.is_discarding() {
+            let mut probe = StreamDecoder::<msgpack_rs_core::Skipper>::new(Limits {
+                max_depth: usize::MAX,
+                max_array_len: u32::MAX,
+                max_map_len: u32::MAX,
+                max_str_len: u32::MAX,
+                max_bin_len: u32::MAX,
+                max_ext_len: u32::MAX,
+            });
+            let mut end = start;
+            match probe.skip(bytes, &mut end) {
+                // Whole, or up to the malformed byte the decode will stop at.
+                Ok(true) | Err(_) => bytes.get(start..end).map(<[u8]>::to_vec),
+                // The file ends inside it: nothing to decode yet.
+                Ok(false) => return Ok(Next::Truncated),
+            }
+        } else {
+            None
+        };
+        let len = bytes.len();
         // No shared source: every String is copied out of the mapping.
         let mut b = RubyBuilder::new(
             &self.values,
@@ -391,9 +433,20 @@ impl MappedUnpacker {
             READ_REFERENCE_THRESHOLD_DEFAULT,
         );
         let mut pos = start;
-        let r = dec.decode(&mut b, bytes, &mut pos);
-        let len = bytes.len();
-        drop(src);
+        let r = match &copy {
+            Some(object) => {
+                drop(src);
+                let mut at = 0;
+                let r = dec.decode(&mut b, object, &mut at);
+                pos = start + at;
+                r
+            }
+            None => {
+                let r = dec.decode(&mut b, bytes, &mut pos);
+                drop(src);
+                r
+            }
+        };
         let next = match r {
             Ok(Step::Done(v)) => {
                 self.pos.set(pos);
@@ -444,7 +497,7 @@ impl MappedUnpacker {
             format!(
                 "end of file reached inside an object: {} ends at byte {len}, the object \
                  starting at byte {} is incomplete",
-                self.path.to_string_lossy(),
+                shown(&self.path),
                 self.pos.get()
             ),
         )

@@ -225,6 +225,11 @@ impl Packer {
         )
     }
 
+    /// For `buffer` views: changes are refused while another thread walks.
+    pub fn check_buffer_change(&self) -> Result<(), Error> {
+        self.check_no_walk()
+    }
+
     /// Fails while another thread walks: for calls that take or drop the
     /// output. From the walk's own callbacks they work as in the C gem (the
     /// output so far is taken or dropped; the walk goes on after it).

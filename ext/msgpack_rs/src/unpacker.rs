@@ -295,6 +295,15 @@ impl Unpacker {
         Err(reentrant())
     }
 
+    /// For `buffer` views: changes are refused while another thread reads
+    /// (from the reading thread they are checked by the buffer itself).
+    pub fn check_buffer_change(&self) -> Result<(), Error> {
+        if self.calls.active.get() > 0 && self.calls.thread.get() != current_thread() {
+            return Err(other_thread());
+        }
+        Ok(())
+    }
+
     /// Fails unless feeding is safe now: no read runs, or only recursive
     /// ext unpackers (which may need the bytes they read) on this thread.
     fn check_feedable(&self) -> Result<(), Error> {
