@@ -98,16 +98,17 @@ module MessagePack
     # callers cannot tell the difference. Procs given by the user are kept as they are.
     #
     # Each returns [proc, call]: the proc is what registered_types shows (and what
-    # decides which Ractors may use it); call, when not nil, is [receiver, name] (or
-    # [nil, name]: a public method of the object being packed), which the extension
-    # sends directly, doing what the proc does without a Proc call or an argument
-    # Array per object.
+    # decides which Ractors may use it); call is what the extension calls directly,
+    # without a Proc call or an argument Array per object: the Method itself (bound
+    # when registered, as the C gem's Method#to_proc is; only in the Ractor that
+    # registered it, since a Method is never shareable), or a method name Symbol sent
+    # to the object being packed (what Symbol#to_proc does).
     module ExtProc
       def self.for_packer(packer)
         case packer
         when String, Symbol
           name = packer.to_sym
-          [Ractor.make_shareable(name.to_proc), [nil, name]]
+          [Ractor.make_shareable(name.to_proc), name]
         when Method
           from_method(packer)
         else
@@ -132,17 +133,16 @@ module MessagePack
       def self.from_method(method)
         receiver = method.receiver
         name = method.name
-        return [method.to_proc, nil] unless reaches?(receiver, name, method)
-
-        call = [receiver, name]
-        return [method.to_proc, call] unless Ractor.shareable?(receiver)
+        unless Ractor.shareable?(receiver) && reaches?(receiver, name, method)
+          return [method.to_proc, method]
+        end
 
         if method.arity == 1
           # The common case (from_msgpack_ext(data), to_msgpack_ext): no
           # argument splat per call.
-          [Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) }), call]
+          [Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) }), method]
         else
-          [Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) }), call]
+          [Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) }), method]
         end
       end
 

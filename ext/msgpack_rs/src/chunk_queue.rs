@@ -65,6 +65,9 @@ pub struct ChunkQueue {
     sealed: VecDeque<Chunk>,
     tail: Vec<u8>,
     tail_pos: usize,
+    /// Bytes read (consumed) since the queue was made: how far a stream
+    /// position moved between two moments.
+    consumed: u64,
 }
 
 impl ChunkQueue {
@@ -170,14 +173,24 @@ impl ChunkQueue {
     pub fn set_front_pos(&mut self, pos: usize) {
         match self.sealed.front_mut() {
             Some(c) => {
-                c.pos = pos.min(c.all().len());
+                let pos = pos.min(c.all().len());
+                self.consumed += pos.saturating_sub(c.pos) as u64;
+                c.pos = pos;
                 self.drop_drained_front();
             }
             None => {
-                self.tail_pos = pos.min(self.tail.len());
+                let pos = pos.min(self.tail.len());
+                self.consumed += pos.saturating_sub(self.tail_pos) as u64;
+                self.tail_pos = pos;
                 self.reset_drained_tail();
             }
         }
+    }
+
+    /// Bytes consumed so far (see the field).
+    #[inline]
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// A drained queue keeps a small tail allocation for reuse and gives
@@ -238,6 +251,12 @@ impl ChunkQueue {
 
     /// Drops up to `n` bytes from the front; returns how many were dropped.
     pub fn consume(&mut self, n: usize) -> usize {
+        let dropped = self.consume_inner(n);
+        self.consumed += dropped as u64;
+        dropped
+    }
+
+    fn consume_inner(&mut self, n: usize) -> usize {
         let mut left = n;
         while left > 0 {
             match self.sealed.front_mut() {

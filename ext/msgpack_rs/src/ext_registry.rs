@@ -13,18 +13,21 @@ use magnus::{
 use rb_sys::VALUE;
 
 /// How to call a registered packer or unpacker without going through its
-/// Proc: what the Proc itself would do, minus a Proc call and (for Method
-/// registrations wrapped in `lambda { |*args| recv.__send__(name, *args) }`)
-/// an argument Array per call. Set by `Factory#register_type` (msgpack/factory.rb)
-/// when it can prove the equivalence.
+/// Proc: what the C gem's `Method#to_proc` / `Symbol#to_proc` would do, minus
+/// a Proc call and (for Method registrations, which Ractors need wrapped in
+/// `lambda { |*args| recv.__send__(name, *args) }`) an argument Array per
+/// call. Set by `Factory#register_type` (msgpack/factory.rb).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum DirectKind {
     /// Call the Proc.
     None,
     /// `obj.public_send(mid, *extra)` (a Symbol packer: `Symbol#to_proc`).
     Public,
-    /// `receiver.__send__(mid, obj, *extra)` (a Method of `receiver`).
-    Send,
+    /// `method.call(obj, *extra)` of the registered Method object (bound
+    /// when registered, as the C gem's `Method#to_proc`). A Method is never
+    /// shareable: only the Ractor that registered it calls it this way;
+    /// others call the Proc.
+    Method,
 }
 
 /// A registration's direct call, as stored (receiver kept GC-visible).
@@ -62,29 +65,32 @@ impl Direct {
         }
     }
 
-    /// From `register_type`'s `[receiver_or_nil, method_name]` option (nil
-    /// or anything else: no direct call).
+    /// From `register_type`'s `packer_call:`/`unpacker_call:` option: a
+    /// Method object, or a method name Symbol (sent to the object); anything
+    /// else (nil): no direct call.
     pub fn from_option(v: Option<Value>) -> Result<Direct, Error> {
-        let Some(ary) = v.and_then(magnus::RArray::from_value) else {
+        let Some(v) = v else {
             return Ok(Direct::default());
         };
-        if ary.len() != 2 {
-            return Ok(Direct::default());
+        if let Some(name) = magnus::Symbol::from_value(v) {
+            // SAFETY: a live Symbol; method names are static Symbols (or
+            // become one, as any method name does).
+            let mid = unsafe { rb_sys::rb_sym2id(name.as_raw()) };
+            return Ok(Direct {
+                kind: DirectKind::Public,
+                receiver: GcRef::nil(),
+                mid,
+            });
         }
-        let receiver: Value = ary.entry(0)?;
-        let name: magnus::Symbol = ary.entry(1)?;
-        // SAFETY: a live Symbol; method names are static Symbols (or become
-        // one, as any method name does).
-        let mid = unsafe { rb_sys::rb_sym2id(name.as_raw()) };
-        Ok(Direct {
-            kind: if receiver.is_nil() {
-                DirectKind::Public
-            } else {
-                DirectKind::Send
-            },
-            receiver: GcRef::new(receiver.as_raw()),
-            mid,
-        })
+        // SAFETY: type check of a live object.
+        if unsafe { rb_sys::rb_obj_is_method(v.as_raw()) } == raw::TRUE {
+            return Ok(Direct {
+                kind: DirectKind::Method,
+                receiver: GcRef::new(v.as_raw()),
+                mid: 0,
+            });
+        }
+        Ok(Direct::default())
     }
 
     fn mark(&self) {
@@ -471,9 +477,11 @@ pub fn call_packer(
         argv[1] = e.as_raw();
     }
     match direct.kind {
-        DirectKind::Public => return call_direct(obj.as_raw(), direct.mid, &argv[1..n], true),
-        DirectKind::Send => return call_direct(direct.receiver, direct.mid, &argv[..n], false),
-        DirectKind::None => {}
+        DirectKind::Public => return call_direct(obj.as_raw(), direct.mid, &argv[1..n]),
+        DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
+            return call_method(direct.receiver, &argv[..n]);
+        }
+        _ => {}
     }
     // SAFETY: `callable` is a live object from a registry.
     let c = unsafe { Value::from_raw(callable) };
@@ -497,9 +505,11 @@ pub fn call_unpacker(
     crate::ractor::check_callable_owned(callable, owner, || describe("unpacker", ty, klass))?;
     let argv = [arg.as_raw()];
     match direct.kind {
-        DirectKind::Public => return call_direct(arg.as_raw(), direct.mid, &[], true),
-        DirectKind::Send => return call_direct(direct.receiver, direct.mid, &argv, false),
-        DirectKind::None => {}
+        DirectKind::Public => return call_direct(arg.as_raw(), direct.mid, &[]),
+        DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
+            return call_method(direct.receiver, &argv);
+        }
+        _ => {}
     }
     // SAFETY: live objects from a registry.
     let (c, k) = unsafe { (Value::from_raw(callable), Value::from_raw(klass)) };
@@ -510,24 +520,25 @@ pub fn call_unpacker(
     }
 }
 
-/// `receiver.__send__(mid, *argv)` (or `public_send`), protected.
-fn call_direct(
-    receiver: VALUE,
-    mid: rb_sys::ID,
-    argv: &[VALUE],
-    public: bool,
-) -> Result<Value, Error> {
+/// `receiver.public_send(mid, *argv)`, protected.
+fn call_direct(receiver: VALUE, mid: rb_sys::ID, argv: &[VALUE]) -> Result<Value, Error> {
     let argc = argv.len() as std::os::raw::c_int;
     let r = magnus::rb_sys::protect(|| {
         // SAFETY: live receiver and arguments (argv outlives the call);
         // errors are caught by `protect`.
-        unsafe {
-            if public {
-                rb_sys::rb_funcallv_public(receiver, mid, argc, argv.as_ptr())
-            } else {
-                rb_sys::rb_funcallv(receiver, mid, argc, argv.as_ptr())
-            }
-        }
+        unsafe { rb_sys::rb_funcallv_public(receiver, mid, argc, argv.as_ptr()) }
+    })?;
+    // SAFETY: a live object just returned.
+    Ok(unsafe { Value::from_raw(r) })
+}
+
+/// `method.call(*argv)` of a Method object, protected.
+fn call_method(method: VALUE, argv: &[VALUE]) -> Result<Value, Error> {
+    let argc = argv.len() as std::os::raw::c_int;
+    let r = magnus::rb_sys::protect(|| {
+        // SAFETY: a live Method object and arguments (argv outlives the
+        // call); errors are caught by `protect`.
+        unsafe { rb_sys::rb_method_call(argc, argv.as_ptr(), method) }
     })?;
     // SAFETY: a live object just returned.
     Ok(unsafe { Value::from_raw(r) })

@@ -289,9 +289,15 @@ impl Factory {
         // other's entries.
         let mut retired = rb_self.retired.write().map_err(|_| poisoned())?;
         let mut current = rb_self.tables.write().map_err(|_| poisoned())?;
-        let mut t = current.clone();
+        // Changed in place when nothing else holds the current version (a
+        // loop of registrations is linear, not quadratic); otherwise copied,
+        // and the version others hold stays marked (retired) until they let
+        // go of it.
         if let Some(p) = packer {
-            Arc::make_mut(&mut t.pack).register(
+            if Arc::strong_count(&current.pack) > 1 {
+                retired.pack.push(current.pack.clone());
+            }
+            Arc::make_mut(&mut current.pack).register(
                 ty,
                 klass_raw,
                 p.as_raw(),
@@ -301,7 +307,10 @@ impl Factory {
             );
         }
         if let Some(u) = unpacker {
-            Arc::make_mut(&mut t.unpack).register(
+            if Arc::strong_count(&current.unpack) > 1 {
+                retired.unpack.push(current.unpack.clone());
+            }
+            Arc::make_mut(&mut current.unpack).register(
                 ty,
                 klass_raw,
                 u.as_raw(),
@@ -311,17 +320,10 @@ impl Factory {
             );
         }
         if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == symbol_class {
-            t.optimized_symbols = true;
+            current.optimized_symbols = true;
         }
-        t.generation = generation;
-        let has_unpackers = t.needs_unpack_tables();
-        let old = std::mem::replace(&mut *current, t);
-        if !Arc::ptr_eq(&old.pack, &current.pack) {
-            retired.pack.push(old.pack);
-        }
-        if !Arc::ptr_eq(&old.unpack, &current.unpack) {
-            retired.unpack.push(old.unpack);
-        }
+        current.generation = generation;
+        let has_unpackers = current.needs_unpack_tables();
         retired.prune();
         rb_self
             .has_unpackers

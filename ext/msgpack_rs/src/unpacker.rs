@@ -62,6 +62,17 @@ impl Default for Calls {
     }
 }
 
+impl Calls {
+    /// Why a call must wait: another thread, or a re-entrant call (which a
+    /// read suspended in another Fiber looks like from here).
+    fn refusal(&self) -> Error {
+        if self.thread.get() != current_thread() {
+            return other_thread();
+        }
+        reentrant()
+    }
+}
+
 /// A running read; leaving it (also by an error) ends it.
 struct ReadCall<'a> {
     calls: &'a Calls,
@@ -271,11 +282,8 @@ impl Unpacker {
     fn enter_read(&self) -> Result<ReadCall<'_>, Error> {
         let active = self.calls.active.get();
         if active > 0 {
-            if self.calls.thread.get() != current_thread() {
-                return Err(other_thread());
-            }
-            if self.calls.recursive.get() != active {
-                return Err(reentrant());
+            if self.calls.thread.get() != current_thread() || self.calls.recursive.get() != active {
+                return Err(self.calls.refusal());
             }
         } else {
             self.calls.thread.set(current_thread());
@@ -289,10 +297,7 @@ impl Unpacker {
         if self.calls.active.get() == 0 {
             return Ok(());
         }
-        if self.calls.thread.get() != current_thread() {
-            return Err(other_thread());
-        }
-        Err(reentrant())
+        Err(self.calls.refusal())
     }
 
     /// For `buffer` views: changes are refused while another thread reads
@@ -311,11 +316,8 @@ impl Unpacker {
         if active == 0 {
             return Ok(());
         }
-        if self.calls.thread.get() != current_thread() {
-            return Err(other_thread());
-        }
-        if self.calls.recursive.get() != active {
-            return Err(reentrant());
+        if self.calls.thread.get() != current_thread() || self.calls.recursive.get() != active {
+            return Err(self.calls.refusal());
         }
         Ok(())
     }
@@ -375,8 +377,8 @@ impl Unpacker {
                         return Ok(Got::NeedMore);
                     }
                 }
-                Step::Deferred { ty, .. } => {
-                    if let Some(v) = self.read_recursive_ext(me, ty)? {
+                Step::Deferred { ty, len } => {
+                    if let Some(v) = self.read_recursive_ext(me, ty, len)? {
                         return Ok(Got::Value(v));
                     }
                 }
@@ -411,7 +413,7 @@ impl Unpacker {
     /// A recursive ext: its unpacker reads the following objects from this
     /// unpacker. The in-progress decoder is set aside meanwhile (its
     /// values stay on the value stack, where the GC sees them).
-    fn read_recursive_ext(&self, me: Value, ty: i8) -> Result<Option<Value>, Error> {
+    fn read_recursive_ext(&self, me: Value, ty: i8, len: u32) -> Result<Option<Value>, Error> {
         let entry = self
             .registry
             .try_borrow()
@@ -436,6 +438,7 @@ impl Unpacker {
         };
         let outer_base = self.nest_base.get();
         let level_base = self.values.len();
+        let payload_start = self.buf.q()?.consumed();
         self.nest_base.set(level_base);
         self.calls.recursive.set(self.calls.recursive.get() + 1);
         let r = ext_registry::call_unpacker(
@@ -455,7 +458,16 @@ impl Unpacker {
         let v = match r {
             Ok(v) => v,
             Err(e) => {
-                st.decoder.abandon_deferred();
+                // Whatever of the payload the proc did not read goes first,
+                // then the rest of the outer object.
+                let read = self
+                    .buf
+                    .q()
+                    .map(|q| q.consumed())
+                    .unwrap_or(payload_start)
+                    .saturating_sub(payload_start);
+                st.decoder
+                    .abandon_deferred((len as u64).saturating_sub(read));
                 self.values.truncate(outer_base);
                 return Err(e);
             }
@@ -527,8 +539,23 @@ impl Unpacker {
     }
 
     /// Discards the rest of a failed or skipped object before a raw header
-    /// read. Returns false when the data ran out first.
+    /// read. Returns false when the data ran out first. A half-read object
+    /// (a `read` cut short) is refused: the header after it is not the next
+    /// object's, and one inside it would splice two objects together.
     fn discard_leftover(&self) -> Result<bool, Error> {
+        if self
+            .state
+            .try_borrow()
+            .map_err(|_| reentrant())?
+            .decoder
+            .depth()
+            > 0
+        {
+            return Err(errors::error(
+                errors::Kind::Unpack,
+                "an object is half read: read it to the end, skip it or reset before reading a header",
+            ));
+        }
         loop {
             let done = {
                 let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
