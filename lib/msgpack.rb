@@ -1,7 +1,29 @@
 # frozen_string_literal: true
 
 require "msgpack/version"
-require "msgpack/msgpack_rs" # native: Buffer, Packer, Unpacker, Factory, errors
+
+# The native extension (Buffer, Packer, Unpacker, Factory, errors). The precompiled
+# x86_64-linux gem carries one per Ruby minor version, lib/msgpack/<major.minor>/; the
+# source gem builds lib/msgpack/msgpack_rs.so (in its extension directory) at install.
+module MessagePack
+  module NativeLoader # :nodoc:
+    def self.load
+      minor = RUBY_VERSION[/\A\d+\.\d+/]
+      prebuilt = Dir.glob(File.join(__dir__, "msgpack", "[0-9]*.[0-9]*", "msgpack_rs.{so,bundle}"))
+      return require("msgpack/msgpack_rs") if prebuilt.empty?
+
+      mine = prebuilt.find { |f| File.basename(File.dirname(f)) == minor }
+      return require(mine.delete_suffix(File.extname(mine))) if mine
+
+      built_for = prebuilt.map { |f| File.basename(File.dirname(f)) }.sort_by { |v| Gem::Version.new(v) }
+      raise LoadError, "msgpack-rs: this precompiled gem has extensions for Ruby #{built_for.join(", ")}, " \
+                       "not for Ruby #{minor}. Install the source gem, which builds for any Ruby >= 3.1 " \
+                       "(needs cargo and libclang): gem install msgpack-rs --platform ruby"
+    end
+  end
+  private_constant :NativeLoader
+end
+MessagePack.const_get(:NativeLoader).load
 
 module MessagePack
   # Value of an ext type nobody registered (see Unpacker's allow_unknown_ext).
