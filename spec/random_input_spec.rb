@@ -706,7 +706,7 @@ elsif defined?(RSpec)
     def run_pass(cases:, seconds:, seed:, gc_stress: false, extra: [])
       Dir.mktmpdir("msgpack-fuzz") do |dir|
         progress = File.join(dir, "progress")
-        args = [RbConfig.ruby, "-I", REPO_LIB, __FILE__, "--cases", cases.to_s, "--seconds", seconds.to_s,
+        args = [RbConfig.ruby, *SPEC_CHILD_LOAD_ARGS, __FILE__, "--cases", cases.to_s, "--seconds", seconds.to_s,
                 "--seed", seed.to_s, "--progress", progress]
         args << "--gc-stress" if gc_stress
         args.concat(extra)

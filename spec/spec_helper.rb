@@ -26,12 +26,23 @@
 REPO_ROOT = File.expand_path("..", __dir__)
 REPO_LIB = File.join(REPO_ROOT, "lib")
 MSGPACK_SPEC_ORACLE = ENV["MSGPACK_SPEC_ORACLE"] == "1"
+# The installed gem (`gem "msgpack-rs"` from GEM_HOME/GEM_PATH) instead of lib/: what
+# script/native-gem-check runs, for the precompiled gem installed without a toolchain.
+MSGPACK_SPEC_INSTALLED = ENV["MSGPACK_SPEC_INSTALLED"] == "1"
 
-if MSGPACK_SPEC_ORACLE
+if MSGPACK_SPEC_ORACLE || MSGPACK_SPEC_INSTALLED
   $LOAD_PATH.delete_if { |path| File.expand_path(path) == REPO_LIB }
+  gem "msgpack-rs" if MSGPACK_SPEC_INSTALLED
 else
   $LOAD_PATH.unshift(REPO_LIB) unless $LOAD_PATH.any? { |path| File.expand_path(path) == REPO_LIB }
 end
+
+# How child Ruby processes load the msgpack under test (before their own code).
+SPEC_CHILD_LOAD_ARGS =
+  if MSGPACK_SPEC_ORACLE then []
+  elsif MSGPACK_SPEC_INSTALLED then ["-r", File.join(__dir__, "fixtures", "activate_installed_gem.rb")]
+  else ["-I", REPO_LIB]
+  end
 
 require "msgpack"
 require "stringio"
@@ -41,6 +52,15 @@ msgpack_features = $LOADED_FEATURES.grep(%r{msgpack}).reject { |f| f.include?("/
 if MSGPACK_SPEC_ORACLE
   ours = msgpack_features.select { |f| f.start_with?(REPO_ROOT) || f.include?("msgpack_rs") }
   abort "MSGPACK_SPEC_ORACLE=1 but msgpack-rs was loaded: #{ours.inspect}" unless ours.empty?
+elsif MSGPACK_SPEC_INSTALLED
+  gem_dir = Gem.loaded_specs.fetch("msgpack-rs").full_gem_path
+  ext = $LOADED_FEATURES.grep(/msgpack_rs\.(so|bundle)\z/)
+  foreign = msgpack_features.reject { |f| f.start_with?(gem_dir + "/") || f.include?("/extensions/") }
+  if ext.empty? || ext.any? { |f| f.start_with?(REPO_ROOT + "/") } || !foreign.empty?
+    abort "MSGPACK_SPEC_INSTALLED=1 but msgpack-rs was not loaded from the installed gem #{gem_dir}: " \
+          "#{ext.inspect} #{foreign.inspect}"
+  end
+  $stderr.puts "spec_helper: testing the installed gem: #{ext.first}"
 else
   foreign = msgpack_features.reject { |f| f.start_with?(REPO_ROOT + "/") }
   if $LOADED_FEATURES.grep(/msgpack_rs/).empty? || !foreign.empty?
@@ -91,9 +111,7 @@ module SpecHelpers
   # Returns [stdout, stderr, status].
   def run_isolated_ruby(code)
     require "open3"
-    args = [RbConfig.ruby]
-    args += ["-I", REPO_LIB] unless MSGPACK_SPEC_ORACLE
-    args += ["-e", code]
+    args = [RbConfig.ruby, *SPEC_CHILD_LOAD_ARGS, "-e", code]
     env = { "RUBYLIB" => nil, "RUBYOPT" => nil }
     Open3.capture3(env, *args, chdir: MSGPACK_SPEC_ORACLE ? "/" : REPO_ROOT)
   end
