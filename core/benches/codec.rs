@@ -1,171 +1,43 @@
-//! Encode/decode throughput of the pure-Rust core against rmpv, on payload
-//! shapes like those the Ruby gem sees.
+//! Encode/decode throughput of the pure-Rust core against rmpv and
+//! rmp-serde, on the eight payload shapes of the Ruby benches
+//! (`benches/support/payloads.rs`, after `bench/support/payloads.rb`).
+//!
+//! Every iteration handles one whole message. Per shape (a criterion group):
+//!
+//! * `encode/msgpack-rs`: `encode_value` of a `Value` into a reused `Vec`;
+//! * `encode/rmpv`: `rmpv::encode::write_value`, same bytes;
+//! * `decode/arena`: `arena::decode_in` into a reused `Bump` (reset each time);
+//! * `decode/arena+utf8`: the same, then every str checked as UTF-8 (what
+//!   rmpv and serde do while decoding; the arena decoder leaves it to the
+//!   caller, e.g. `ValueRef::as_str`);
+//! * `decode/value`: `decode_value_exact` into an owned `Value` tree;
+//! * `decode/rmpv-read_value`: `rmpv::decode::read_value` (owned);
+//! * `decode/rmpv-read_value_ref`: `rmpv::decode::read_value_ref` (borrowed);
+//! * `decode/rmp_serde-json`: `rmp_serde::from_slice::<serde_json::Value>`
+//!   (not for `bin_1mib`: `serde_json::Value` has no bytes);
+//! * `decode/rmp_serde-typed`: `rmp_serde::from_slice` into structs that
+//!   borrow their strings, where the shape has a natural Rust type.
+//!
+//! A last group, `stream_log_records_1000`, decodes a stream of 1,000
+//! separate log-record messages: `ArenaStream` fed the whole buffer then
+//! `next_message` in a loop (`arena-feed`), `ArenaStream::read_message` from
+//! an `io::Read` (`arena-read`), `rmpv::decode::read_value_ref` in a loop
+//! over the slice, and `StreamDecoder` building `Value`s.
 //!
 //! `cargo bench -p msgpack-rs-core` (add `-- --warm-up-time 0.5
-//! --measurement-time 1` for a quick pass, or a group name to filter).
+//! --measurement-time 1` for a quick pass, or a shape name to filter), then
+//! `python3 core/benches/table.py` for the README's table.
+mod support;
+
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use msgpack_rs_core::{decode_value_exact, encode_value, Value};
-
-fn s(text: &str) -> Value {
-    Value::Str(text.as_bytes().to_vec())
-}
-
-/// A small deterministic generator, so every run benches the same bytes.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 11
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn one_field_map() -> Value {
-    let text = "The quick brown fox jumps over the lazy dog; ".repeat(4);
-    Value::Map(vec![(s("message"), s(&text[..150]))])
-}
-
-const PATHS: &[&str] = &[
-    "/",
-    "/index.html",
-    "/api/v1/users/12345/orders?page=2&per_page=50",
-    "/static/js/app.4f3c2a1b.min.js",
-    "/images/logo@2x.png",
-];
-const AGENTS: &[&str] = &[
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-    "curl/8.4.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
-];
-
-/// An 11-field web-log record: strings and integers.
-fn log_record(rng: &mut Lcg) -> Value {
-    let i = rng.next();
-    Value::Map(vec![
-        (
-            s("host"),
-            s(&format!("192.168.{}.{}", i % 256, (i >> 8) % 256)),
-        ),
-        (s("ident"), s("-")),
-        (s("user"), s(["-", "alice", "bob"][(i % 3) as usize])),
-        (s("time"), s("23/Nov/2025:12:00:00 +0000")),
-        (s("method"), s(["GET", "POST", "PUT"][(i % 3) as usize])),
-        (s("path"), s(PATHS[(i % PATHS.len() as u64) as usize])),
-        (s("protocol"), s("HTTP/1.1")),
-        (
-            s("status"),
-            Value::Uint([200, 301, 404, 500][(i % 4) as usize]),
-        ),
-        (s("size"), Value::Uint(rng.below(1 << 20))),
-        (s("referer"), s("https://example.com/")),
-        (s("agent"), s(AGENTS[(i % AGENTS.len() as u64) as usize])),
-    ])
-}
-
-fn log_records(n: usize) -> Value {
-    let mut rng = Lcg(1);
-    Value::Array((0..n).map(|_| log_record(&mut rng)).collect())
-}
-
-/// Integers cycling through every encoded width.
-fn integers(n: usize) -> Value {
-    let mut rng = Lcg(2);
-    Value::Array(
-        (0..n)
-            .map(|i| {
-                let r = rng.next();
-                match i % 10 {
-                    0 => Value::Uint(r % 128),
-                    1 => Value::Uint(128 + r % 128),
-                    2 => Value::Uint(256 + r % 65_000),
-                    3 => Value::Uint(65_536 + r % (1 << 31)),
-                    4 => Value::Uint((1 << 32) + r),
-                    5 => Value::Int(-1 - (r % 32) as i64),
-                    6 => Value::Int(-33 - (r % 95) as i64),
-                    7 => Value::Int(-129 - (r % 32_000) as i64),
-                    8 => Value::Int(-32_769 - (r % (1 << 30)) as i64),
-                    _ => Value::Int(-(1i64 << 31) - 1 - (r % (1 << 40)) as i64),
-                }
-            })
-            .collect(),
-    )
-}
-
-fn floats(n: usize) -> Value {
-    let mut rng = Lcg(3);
-    Value::Array(
-        (0..n)
-            .map(|_| Value::F64(rng.next() as f64 / 7.0 - 1e12))
-            .collect(),
-    )
-}
-
-/// Records with nested arrays, maps, floats, bools and nil.
-fn nested_records(n: usize) -> Value {
-    let mut rng = Lcg(4);
-    Value::Array(
-        (0..n)
-            .map(|i| {
-                let f = |r: &mut Lcg| Value::F64(r.next() as f64 / 1e9);
-                Value::Map(vec![
-                    (s("id"), Value::Uint(i as u64)),
-                    (s("active"), Value::Bool(i % 3 == 0)),
-                    (s("parent"), Value::Nil),
-                    (
-                        s("scores"),
-                        Value::Array((0..5).map(|_| f(&mut rng)).collect()),
-                    ),
-                    (
-                        s("geo"),
-                        Value::Map(vec![(s("lat"), f(&mut rng)), (s("lon"), f(&mut rng))]),
-                    ),
-                    (
-                        s("tags"),
-                        Value::Array(vec![s("alpha"), s("beta"), Value::Nil, Value::Bool(false)]),
-                    ),
-                    (
-                        s("children"),
-                        Value::Array(vec![
-                            Value::Map(vec![(s("k"), Value::Int(-(i as i64)))]),
-                            Value::Array(vec![]),
-                            Value::Map(vec![]),
-                        ]),
-                    ),
-                ])
-            })
-            .collect(),
-    )
-}
-
-fn big_binary() -> Value {
-    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 31 % 251) as u8).collect();
-    Value::Map(vec![(s("data"), Value::Bin(data))])
-}
-
-/// UTF-8 strings of 0..200 characters mixing 1-, 2-, 3- and 4-byte chars.
-fn utf8_strings(n: usize) -> Value {
-    let alphabet: Vec<char> = "abcdefghij éüñçø кириллица ひらがな 漢字 🍺❤"
-        .chars()
-        .collect();
-    let mut rng = Lcg(5);
-    Value::Array(
-        (0..n)
-            .map(|_| {
-                let len = rng.below(200) as usize;
-                let text: String = (0..len)
-                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-                    .collect();
-                s(&text)
-            })
-            .collect(),
-    )
-}
+use msgpack_rs_core::arena::{decode_in, ArenaStream, ValueRef};
+use msgpack_rs_core::bumpalo::Bump;
+use msgpack_rs_core::{
+    decode_value_exact, encode_value, Limits, Step, StreamDecoder, Value, ValueBuilder,
+};
+use serde::Deserialize;
+use support::payloads;
+use support::typed;
 
 fn to_rmpv(v: &Value) -> rmpv::Value {
     match v {
@@ -189,34 +61,69 @@ fn to_rmpv(v: &Value) -> rmpv::Value {
     }
 }
 
-fn payloads() -> Vec<(&'static str, Value)> {
-    vec![
-        ("one_field_map_150b_str", one_field_map()),
-        ("log_record_11_fields", log_record(&mut Lcg(1))),
-        ("log_records_x1000", log_records(1000)),
-        ("integers_x10000", integers(10_000)),
-        ("floats_x10000", floats(10_000)),
-        ("nested_records_x200", nested_records(200)),
-        ("binary_1mib_in_map", big_binary()),
-        ("utf8_strings_x2000", utf8_strings(2_000)),
-    ]
+/// Checks every str of `v` as UTF-8; returns how many there are.
+fn check_utf8(v: &ValueRef<'_>) -> usize {
+    match *v {
+        ValueRef::Str(s) => std::str::from_utf8(s).map(|_| 1).expect("UTF-8"),
+        ValueRef::Array(items) => items.iter().map(check_utf8).sum(),
+        ValueRef::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| check_utf8(k) + check_utf8(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Decodes `bytes` into the shape's typed form and returns something
+/// derived from it, so the work can't be optimised away.
+type Typed = fn(&[u8]) -> usize;
+
+fn typed_decoder(name: &str) -> Option<Typed> {
+    fn via<'a, T: Deserialize<'a>>(bytes: &'a [u8], f: impl Fn(&T) -> usize) -> usize {
+        f(&rmp_serde::from_slice::<T>(bytes).expect("typed decode"))
+    }
+    Some(match name {
+        "map1_str150" => |b| via(b, |m: &typed::Map1| m.message.len()),
+        "log_record" => |b| via(b, |r: &typed::LogRecord| r.path.len()),
+        "records_1000" => |b| via(b, |r: &Vec<typed::LogRecord>| r.len()),
+        "ints_10000" => |b| via(b, |r: &Vec<typed::AnyInt>| r.len()),
+        "floats_10000" => |b| via(b, |r: &Vec<f64>| r.len()),
+        "nested_200" => |b| via(b, |r: &Vec<typed::Nested>| r.len()),
+        "bin_1mib" => |b| via(b, |r: &typed::Blob| r.data.len()),
+        "utf8_strings_2000" => |b| via(b, |r: &Vec<&str>| r.len()),
+        _ => return None,
+    })
 }
 
 fn codec(c: &mut Criterion) {
-    for (name, value) in payloads() {
+    for (name, value) in payloads::shapes() {
         let mut bytes = Vec::new();
         encode_value(&value, &mut bytes).unwrap();
         let rv = to_rmpv(&value);
-        // Both libraries agree on the bytes and the values, or the
+        // The libraries agree on the bytes and the values, or the
         // comparison would be meaningless.
         let mut theirs = Vec::new();
         rmpv::encode::write_value(&mut theirs, &rv).unwrap();
         assert_eq!(theirs, bytes, "{name}: encodings differ");
-        assert_eq!(
-            decode_value_exact(&bytes).unwrap(),
-            value.clone().normalized()
-        );
+        assert_eq!(decode_value_exact(&bytes).unwrap(), value);
         assert_eq!(rmpv::decode::read_value(&mut &bytes[..]).unwrap(), rv);
+        assert_eq!(
+            rmpv::decode::read_value_ref(&mut &bytes[..])
+                .unwrap()
+                .to_owned(),
+            rv
+        );
+        let mut bump = Bump::new();
+        let arena_value = decode_in(&bump, &bytes).unwrap();
+        assert_eq!(arena_value.to_value(), value);
+        assert_eq!(arena_value.to_vec().unwrap(), bytes, "{name}: round trip");
+        let json = (name != "bin_1mib").then(|| {
+            rmp_serde::from_slice::<serde_json::Value>(&bytes).expect("rmp_serde into JSON")
+        });
+        let typed = typed_decoder(name);
+        if let Some(decode) = typed {
+            assert!(decode(&bytes) > 0);
+        }
 
         println!("{name}: {} bytes encoded", bytes.len());
         let mut g = c.benchmark_group(name);
@@ -236,15 +143,103 @@ fn codec(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
-        g.bench_function(BenchmarkId::new("decode", "msgpack-rs"), |b| {
+        g.bench_function(BenchmarkId::new("decode", "arena"), |b| {
+            b.iter(|| {
+                bump.reset();
+                let v = decode_in(&bump, black_box(&bytes)).unwrap();
+                black_box(v.len())
+            })
+        });
+        g.bench_function(BenchmarkId::new("decode", "arena+utf8"), |b| {
+            b.iter(|| {
+                bump.reset();
+                let v = decode_in(&bump, black_box(&bytes)).unwrap();
+                black_box(check_utf8(&v))
+            })
+        });
+        g.bench_function(BenchmarkId::new("decode", "value"), |b| {
             b.iter(|| decode_value_exact(black_box(&bytes)).unwrap())
         });
-        g.bench_function(BenchmarkId::new("decode", "rmpv"), |b| {
+        g.bench_function(BenchmarkId::new("decode", "rmpv-read_value"), |b| {
             b.iter(|| rmpv::decode::read_value(&mut black_box(&bytes[..])).unwrap())
         });
+        g.bench_function(BenchmarkId::new("decode", "rmpv-read_value_ref"), |b| {
+            b.iter(|| rmpv::decode::read_value_ref(&mut black_box(&bytes[..])).unwrap())
+        });
+        if json.is_some() {
+            g.bench_function(BenchmarkId::new("decode", "rmp_serde-json"), |b| {
+                b.iter(|| rmp_serde::from_slice::<serde_json::Value>(black_box(&bytes)).unwrap())
+            });
+        }
+        if let Some(decode) = typed {
+            g.bench_function(BenchmarkId::new("decode", "rmp_serde-typed"), |b| {
+                b.iter(|| decode(black_box(&bytes)))
+            });
+        }
         g.finish();
     }
 }
 
-criterion_group!(benches, codec);
+/// A stream of 1,000 log records, each its own message.
+fn stream(c: &mut Criterion) {
+    let mut data = Vec::new();
+    for i in 0..1_000 {
+        encode_value(&payloads::log_record(i), &mut data).unwrap();
+    }
+    let count = 1_000;
+    let mut g = c.benchmark_group("stream_log_records_1000");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    let mut stream = ArenaStream::new();
+    g.bench_function(BenchmarkId::new("decode", "arena-feed"), |b| {
+        b.iter(|| {
+            stream.reset();
+            stream.feed(black_box(&data));
+            let mut n = 0;
+            while let Some(msg) = stream.next_message().unwrap() {
+                n += msg.value.len().unwrap_or(0);
+            }
+            assert_eq!(n, 11 * count);
+        })
+    });
+    g.bench_function(BenchmarkId::new("decode", "arena-read"), |b| {
+        b.iter(|| {
+            let mut reader = black_box(&data[..]);
+            let mut n = 0;
+            while let Some(msg) = stream.read_message(&mut reader).unwrap() {
+                n += msg.value.len().unwrap_or(0);
+            }
+            assert_eq!(n, 11 * count);
+        })
+    });
+    g.bench_function(BenchmarkId::new("decode", "rmpv-read_value_ref"), |b| {
+        b.iter(|| {
+            let mut rest = black_box(&data[..]);
+            let mut n = 0;
+            while !rest.is_empty() {
+                let v = rmpv::decode::read_value_ref(&mut rest).unwrap();
+                if let rmpv::ValueRef::Map(m) = v {
+                    n += m.len();
+                }
+            }
+            assert_eq!(n, 11 * count);
+        })
+    });
+    let mut decoder = StreamDecoder::<ValueBuilder>::new(Limits::default());
+    g.bench_function(BenchmarkId::new("decode", "value-stream"), |b| {
+        b.iter(|| {
+            let mut pos = 0;
+            let mut n = 0;
+            while let Step::Done(Value::Map(m)) = decoder
+                .decode(&mut ValueBuilder, black_box(&data), &mut pos)
+                .unwrap()
+            {
+                n += m.len();
+            }
+            assert_eq!(n, 11 * count);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, stream);
 criterion_main!(benches);

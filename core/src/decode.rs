@@ -25,26 +25,90 @@ use crate::limits::Limits;
 
 /// Receives decoded items and builds the caller's values (Ruby objects in the
 /// gem, [`crate::Value`] in tests).
+///
+/// [`StreamDecoder`] calls one method per item, in input order: a scalar
+/// method for each scalar, `array_begin`, one `array_push` per element
+/// and `array_end` for an array, and `map_begin`, `map_key`/`map_value` per
+/// entry and `map_end` for a map. Anything the builder returns as `Err`
+/// stops decoding (the decoder then drops the object in progress).
+///
+/// This builder sums every integer of an object, building nothing else:
+///
+/// ```
+/// use msgpack_rs_core::{Builder, DecodeError, Limits, Step, StreamDecoder};
+///
+/// /// Sums the integers of an object (nested ones included).
+/// struct Sum;
+///
+/// impl Builder for Sum {
+///     type Value = i128;
+///     type Array = i128;
+///     type Map = i128;
+///     type Error = DecodeError;
+///
+///     fn nil(&mut self) -> Result<i128, DecodeError> { Ok(0) }
+///     fn boolean(&mut self, _: bool) -> Result<i128, DecodeError> { Ok(0) }
+///     fn uint(&mut self, v: u64) -> Result<i128, DecodeError> { Ok(v.into()) }
+///     fn int(&mut self, v: i64) -> Result<i128, DecodeError> { Ok(v.into()) }
+///     fn float32(&mut self, _: f32) -> Result<i128, DecodeError> { Ok(0) }
+///     fn float64(&mut self, _: f64) -> Result<i128, DecodeError> { Ok(0) }
+///     fn str(&mut self, _: &[u8]) -> Result<i128, DecodeError> { Ok(0) }
+///     fn bin(&mut self, _: &[u8]) -> Result<i128, DecodeError> { Ok(0) }
+///     fn ext(&mut self, _: i8, _: &[u8]) -> Result<i128, DecodeError> { Ok(0) }
+///     fn array_begin(&mut self, _: u32, _: usize) -> Result<i128, DecodeError> { Ok(0) }
+///     fn array_push(&mut self, a: &mut i128, v: i128) -> Result<(), DecodeError> {
+///         *a += v;
+///         Ok(())
+///     }
+///     fn array_end(&mut self, a: i128) -> Result<i128, DecodeError> { Ok(a) }
+///     fn map_begin(&mut self, _: u32, _: usize) -> Result<i128, DecodeError> { Ok(0) }
+///     fn map_key(&mut self, m: &mut i128, k: i128) -> Result<(), DecodeError> {
+///         *m += k;
+///         Ok(())
+///     }
+///     fn map_value(&mut self, m: &mut i128, v: i128) -> Result<(), DecodeError> {
+///         *m += v;
+///         Ok(())
+///     }
+///     fn map_end(&mut self, m: i128) -> Result<i128, DecodeError> { Ok(m) }
+/// }
+///
+/// // [1, {"a": -3}, [40, 2]]
+/// let input = [0x93, 0x01, 0x81, 0xa1, b'a', 0xfd, 0x92, 0x28, 0x02];
+/// let mut pos = 0;
+/// let mut decoder = StreamDecoder::<Sum>::new(Limits::default());
+/// assert_eq!(decoder.decode(&mut Sum, &input, &mut pos), Ok(Step::Done(40)));
+/// assert_eq!(pos, input.len());
+/// ```
 pub trait Builder {
+    /// What a decoded object becomes.
     type Value;
     /// An array under construction.
     type Array;
     /// A map under construction.
     type Map;
+    /// The builder's own errors; decode errors convert into it.
     type Error: From<DecodeError>;
 
+    /// `nil`.
     fn nil(&mut self) -> Result<Self::Value, Self::Error>;
+    /// `true` or `false`.
     fn boolean(&mut self, v: bool) -> Result<Self::Value, Self::Error>;
     /// Positive fixint and uint8..uint64.
     fn uint(&mut self, v: u64) -> Result<Self::Value, Self::Error>;
     /// Negative fixint and int8..int64 (the value may still be non-negative).
     fn int(&mut self, v: i64) -> Result<Self::Value, Self::Error>;
+    /// float 32.
     fn float32(&mut self, v: f32) -> Result<Self::Value, Self::Error>;
+    /// float 64.
     fn float64(&mut self, v: f64) -> Result<Self::Value, Self::Error>;
     /// `bytes` is a sub-slice of the input given to [`StreamDecoder::decode`],
     /// so a binding may turn it into a shared view of its own source buffer.
     fn str(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error>;
+    /// A bin; `bytes` is a sub-slice of the input, as for [`Builder::str`].
     fn bin(&mut self, bytes: &[u8]) -> Result<Self::Value, Self::Error>;
+    /// An extension of type `ty` that is not deferred
+    /// ([`Builder::defer_ext`]); `data` is a sub-slice of the input.
     fn ext(&mut self, ty: i8, data: &[u8]) -> Result<Self::Value, Self::Error>;
 
     /// A str in map-key position (bindings intern keys).
@@ -59,8 +123,12 @@ pub trait Builder {
     /// `len` is the declared length; `capacity` is what may safely be reserved
     /// (never more than the buffered bytes could hold).
     fn array_begin(&mut self, len: u32, capacity: usize) -> Result<Self::Array, Self::Error>;
+    /// The next element of `array`.
     fn array_push(&mut self, array: &mut Self::Array, v: Self::Value) -> Result<(), Self::Error>;
+    /// `array` has all its elements.
     fn array_end(&mut self, array: Self::Array) -> Result<Self::Value, Self::Error>;
+    /// A map of `len` entries begins; `capacity` is what may safely be
+    /// reserved, as for [`Builder::array_begin`].
     fn map_begin(&mut self, len: u32, capacity: usize) -> Result<Self::Map, Self::Error>;
     /// A finished key. The builder keeps it until the matching
     /// [`Builder::map_value`]: the decoder itself never holds values between
@@ -69,6 +137,7 @@ pub trait Builder {
     fn map_key(&mut self, map: &mut Self::Map, k: Self::Value) -> Result<(), Self::Error>;
     /// The value for the key given just before.
     fn map_value(&mut self, map: &mut Self::Map, v: Self::Value) -> Result<(), Self::Error>;
+    /// `map` has all its entries.
     fn map_end(&mut self, map: Self::Map) -> Result<Self::Value, Self::Error>;
 
     /// Return true to handle ext `ty` outside the decoder (a "recursive" ext
@@ -91,23 +160,44 @@ pub enum Step<V> {
     NeedMore,
     /// An ext the builder asked to handle itself; the position is just past
     /// its header and `len` payload bytes are buffered.
-    Deferred { ty: i8, len: u32 },
+    Deferred {
+        /// The ext type.
+        ty: i8,
+        /// The payload length.
+        len: u32,
+    },
 }
 
 /// A parsed lead token. For fixed-size scalars the header holds the value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Header {
+    /// `nil`.
     Nil,
+    /// `true` or `false`.
     Bool(bool),
+    /// An unsigned format, with its value.
     Uint(u64),
+    /// A signed format (negative fixint, int 8..64), with its value.
     Int(i64),
+    /// float 32.
     F32(f32),
+    /// float 64.
     F64(f64),
+    /// A str header with its payload length.
     Str(u32),
+    /// A bin header with its payload length.
     Bin(u32),
+    /// An array header with its element count.
     Array(u32),
+    /// A map header with its entry count.
     Map(u32),
-    Ext { ty: i8, len: u32 },
+    /// An ext header.
+    Ext {
+        /// The ext type.
+        ty: i8,
+        /// The payload length.
+        len: u32,
+    },
 }
 
 /// Payload bytes after the lead byte for 0xca (float32) ..= 0xd3 (int64).
@@ -226,7 +316,9 @@ enum Frame<B: Builder> {
 /// A container under construction, as handed out by
 /// [`StreamDecoder::for_each_partial`].
 pub enum Partial<'a, B: Builder> {
+    /// An array under construction.
     Array(&'a mut B::Array),
+    /// A map under construction.
     Map(&'a mut B::Map),
 }
 
@@ -292,6 +384,33 @@ impl<B: Builder> Frame<B> {
 }
 
 /// A resumable decoder: see the module docs.
+///
+/// Decoding a stream that arrives in chunks, keeping the unread tail:
+///
+/// ```
+/// use msgpack_rs_core::{Limits, Step, StreamDecoder, Value, ValueBuilder};
+///
+/// let mut decoder = StreamDecoder::<ValueBuilder>::new(Limits::default());
+/// let mut buf = Vec::new();
+/// let mut objects = Vec::new();
+/// // [1, "ab"] then nil, split inside the str.
+/// for chunk in [&[0x92, 0x01, 0xa2, b'a'][..], &[b'b', 0xc0][..]] {
+///     buf.extend_from_slice(chunk);
+///     let mut pos = 0;
+///     while let Step::Done(v) = decoder.decode(&mut ValueBuilder, &buf, &mut pos)? {
+///         objects.push(v);
+///     }
+///     buf.drain(..pos); // everything before `pos` has been applied
+/// }
+/// assert_eq!(
+///     objects,
+///     [
+///         Value::Array(vec![Value::Uint(1), Value::Str(b"ab".to_vec())]),
+///         Value::Nil
+///     ]
+/// );
+/// # Ok::<(), msgpack_rs_core::DecodeError>(())
+/// ```
 pub struct StreamDecoder<B: Builder> {
     stack: Vec<Frame<B>>,
     limits: Limits,
@@ -313,6 +432,7 @@ impl<B: Builder> Default for StreamDecoder<B> {
 }
 
 impl<B: Builder> StreamDecoder<B> {
+    /// An idle decoder with the given limits.
     pub fn new(limits: Limits) -> Self {
         StreamDecoder {
             stack: Vec::new(),
@@ -323,10 +443,12 @@ impl<B: Builder> StreamDecoder<B> {
         }
     }
 
+    /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
+    /// Changes the limits (they apply from the next item on).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
@@ -556,8 +678,10 @@ impl<B: Builder> StreamDecoder<B> {
 
     /// Gives up on a [`Step::Deferred`] ext whose value could not be made
     /// (its unpacker failed): the object in progress is discarded like
-    /// after a decode error.
-    pub fn abandon_deferred(&mut self) {
+    /// after a decode error, starting with the `unread` bytes of the ext's
+    /// payload that its unpacker did not read.
+    pub fn abandon_deferred(&mut self, unread: u64) {
+        self.cut.bytes = unread;
         self.abandon();
     }
 

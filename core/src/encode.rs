@@ -1,8 +1,29 @@
 //! Writers for every MessagePack format.
 //!
 //! Each writer appends to a [`Sink`] owned by the caller (a `Vec<u8>`, or a
-//! binding's own output buffer) and always picks the shortest encoding. Lengths are `u32` because that is the format's limit; callers
-//! check bigger lengths before narrowing.
+//! binding's own output buffer) and always picks the shortest encoding.
+//! Lengths are `u32` because that is the format's limit; callers check bigger
+//! lengths before narrowing (see [`len_u32`]).
+//!
+//! ```
+//! use msgpack_rs_core::encode;
+//!
+//! // {"id": 7, "tags": ["a"], "ratio": 0.5}
+//! let mut out = Vec::new();
+//! encode::write_map_header(&mut out, 3);
+//! encode::write_str(&mut out, b"id", false).unwrap();
+//! encode::write_uint(&mut out, 7);
+//! encode::write_str(&mut out, b"tags", false).unwrap();
+//! encode::write_array_header(&mut out, 1);
+//! encode::write_str(&mut out, b"a", false).unwrap();
+//! encode::write_str(&mut out, b"ratio", false).unwrap();
+//! encode::write_f64(&mut out, 0.5);
+//! assert_eq!(out[..5], [0x83, 0xa2, b'i', b'd', 0x07]);
+//! assert_eq!(out.len(), 28);
+//! ```
+//!
+//! A whole [`crate::Value`] encodes with [`crate::encode_value`], a
+//! [`crate::ValueRef`] with [`crate::ValueRef::encode`].
 use rmp::Marker;
 
 /// Where encoded bytes go. `Vec<u8>` is one; a binding may implement it
@@ -55,11 +76,13 @@ fn put_u64<S: Sink + ?Sized>(out: &mut S, m: Marker, v: u64) {
     out.put([m.to_u8(), b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
 }
 
+/// `nil`.
 #[inline(always)]
 pub fn write_nil<S: Sink + ?Sized>(out: &mut S) {
     put1(out, Marker::Null);
 }
 
+/// `true` or `false`.
 #[inline(always)]
 pub fn write_bool<S: Sink + ?Sized>(out: &mut S, v: bool) {
     put1(out, if v { Marker::True } else { Marker::False });
@@ -100,11 +123,13 @@ pub fn write_int<S: Sink + ?Sized>(out: &mut S, v: i64) {
     }
 }
 
+/// A float 32 (never narrowed or widened: the caller picks the width).
 #[inline(always)]
 pub fn write_f32<S: Sink + ?Sized>(out: &mut S, v: f32) {
     put_u32(out, Marker::F32, v.to_bits());
 }
 
+/// A float 64.
 #[inline(always)]
 pub fn write_f64<S: Sink + ?Sized>(out: &mut S, v: f64) {
     put_u64(out, Marker::F64, v.to_bits());
@@ -125,6 +150,7 @@ pub fn write_str_header<S: Sink + ?Sized>(out: &mut S, len: u32, compat: bool) {
     }
 }
 
+/// A bin header (bin 8/16/32); the caller writes the `len` bytes.
 #[inline(always)]
 pub fn write_bin_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len <= u8::MAX as u32 {
@@ -136,6 +162,7 @@ pub fn write_bin_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     }
 }
 
+/// An array header (fixarray, array 16/32); the caller writes `len` objects.
 #[inline(always)]
 pub fn write_array_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len < 16 {
@@ -147,6 +174,8 @@ pub fn write_array_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     }
 }
 
+/// A map header (fixmap, map 16/32); the caller writes `len` keys and
+/// values, alternating.
 #[inline(always)]
 pub fn write_map_header<S: Sink + ?Sized>(out: &mut S, len: u32) {
     if len < 16 {
@@ -183,7 +212,10 @@ pub fn write_ext_header<S: Sink + ?Sized>(out: &mut S, ty: i8, len: u32) {
 
 /// The length does not fit the format's 32-bit length field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLong(pub usize);
+pub struct TooLong(
+    /// The length that was too long.
+    pub usize,
+);
 
 impl std::fmt::Display for TooLong {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

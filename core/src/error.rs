@@ -4,10 +4,15 @@ use std::fmt;
 /// Which configurable limit a length header broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
+    /// [`crate::Limits::max_array_len`].
     ArrayLen,
+    /// [`crate::Limits::max_map_len`].
     MapLen,
+    /// [`crate::Limits::max_str_len`].
     StrLen,
+    /// [`crate::Limits::max_bin_len`].
     BinLen,
+    /// [`crate::Limits::max_ext_len`].
     ExtLen,
 }
 
@@ -31,12 +36,22 @@ pub enum DecodeError {
     /// The input ended inside an object. Streaming decoding reports
     /// [`crate::Step::NeedMore`] instead; one-shot helpers turn that into this.
     UnexpectedEof,
-    /// A lead byte that no format uses (only `0xc1`).
+    /// A lead byte that no format uses (only `0xc1`), with the byte.
     InvalidMarker(u8),
     /// More nested containers than [`crate::Limits::max_depth`].
-    DepthExceeded { max: usize },
+    DepthExceeded {
+        /// The limit.
+        max: usize,
+    },
     /// A length header above a configured limit.
-    LimitExceeded { kind: LimitKind, len: u32, max: u32 },
+    LimitExceeded {
+        /// Which limit.
+        kind: LimitKind,
+        /// The length in the header.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
     /// A complete object was followed by this many more bytes (only from
     /// helpers that require the input to hold exactly one object).
     ExtraBytes(usize),
@@ -59,3 +74,59 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+/// Why [`crate::arena::ArenaStream::read_message`] stopped: the reader
+/// failed, or the bytes did not decode (a reader that ends inside a message
+/// gives [`DecodeError::UnexpectedEof`]).
+#[derive(Debug)]
+pub enum ReadError {
+    /// The reader's error.
+    Io(std::io::Error),
+    /// The stream's bytes are not valid MessagePack (or break a limit).
+    Decode(DecodeError),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "read error: {e}"),
+            ReadError::Decode(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Io(e) => Some(e),
+            ReadError::Decode(e) => Some(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+impl From<DecodeError> for ReadError {
+    fn from(e: DecodeError) -> Self {
+        ReadError::Decode(e)
+    }
+}
+
+impl From<ReadError> for std::io::Error {
+    /// Decode errors become [`std::io::ErrorKind::InvalidData`] (a truncated
+    /// message [`std::io::ErrorKind::UnexpectedEof`]).
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Io(e) => e,
+            ReadError::Decode(DecodeError::UnexpectedEof) => std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                DecodeError::UnexpectedEof,
+            ),
+            ReadError::Decode(e) => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }
+    }
+}

@@ -3,7 +3,9 @@
 /// Seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z (negative before).
     pub sec: i64,
+    /// Nanoseconds within the second (below 10^9 when valid).
     pub nsec: u32,
 }
 
@@ -32,9 +34,12 @@ impl std::error::Error for TimestampError {}
 impl Timestamp {
     /// The ext type id reserved for timestamps.
     pub const EXT_TYPE: i8 = -1;
+    /// The largest `sec` of the 32-bit form (whole seconds only).
     pub const TIMESTAMP32_MAX_SEC: i64 = (1 << 32) - 1;
+    /// The largest `sec` of the 64-bit form.
     pub const TIMESTAMP64_MAX_SEC: i64 = (1 << 34) - 1;
 
+    /// A timestamp (not checked: see [`Timestamp::from_payload`]).
     pub fn new(sec: i64, nsec: u32) -> Self {
         Timestamp { sec, nsec }
     }

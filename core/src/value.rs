@@ -5,21 +5,41 @@ use crate::encode;
 use crate::error::DecodeError;
 use crate::limits::Limits;
 
+/// An owned MessagePack object.
+///
+/// ```
+/// use msgpack_rs_core::{decode_value_exact, encode_value, Value};
+///
+/// let v = Value::Array(vec![Value::Int(-1), Value::Str(b"hi".to_vec())]);
+/// let mut out = Vec::new();
+/// encode_value(&v, &mut out).unwrap();
+/// assert_eq!(out, [0x92, 0xff, 0xa2, b'h', b'i']);
+/// assert_eq!(decode_value_exact(&out), Ok(v));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `nil`.
     Nil,
+    /// `true` or `false`.
     Bool(bool),
     /// Non-negative integers.
     Uint(u64),
     /// Negative integers (decoders may also produce non-negative ones from
     /// signed formats; [`Value::normalized`] folds those into `Uint`).
     Int(i64),
+    /// float 32.
     F32(f32),
+    /// float 64.
     F64(f64),
+    /// A str, as bytes (not checked for UTF-8).
     Str(Vec<u8>),
+    /// A bin.
     Bin(Vec<u8>),
+    /// An array.
     Array(Vec<Value>),
+    /// A map as its entries, in input order (duplicate keys are kept).
     Map(Vec<(Value, Value)>),
+    /// An extension: its type and payload.
     Ext(i8, Vec<u8>),
 }
 
@@ -108,6 +128,13 @@ impl Builder for ValueBuilder {
 
 /// Decodes the first object in `input` with default limits. Returns it and
 /// the number of bytes it took.
+///
+/// ```
+/// use msgpack_rs_core::{decode_value, DecodeError, Value};
+///
+/// assert_eq!(decode_value(&[0x01, 0x02]), Ok((Value::Uint(1), 1)));
+/// assert_eq!(decode_value(&[0x92, 0x01]), Err(DecodeError::UnexpectedEof));
+/// ```
 pub fn decode_value(input: &[u8]) -> Result<(Value, usize), DecodeError> {
     decode_value_with(input, Limits::default())
 }

@@ -5,16 +5,21 @@
 //! Checked for every case: no panic; every call makes progress or stops with
 //! `NeedMore` at an unfinished token (so decoding terminates); streaming errors
 //! are only the streaming variants; and the sequence of objects and errors is
-//! the same however the input is chunked, and the same for the skipper.
+//! the same however the input is chunked, and the same for the skipper and
+//! for the arena decoder (one-shot on the first object, and `ArenaStream` on
+//! the whole stream, chunked the same way).
 //!
 //! Seeds are fixed; set `MSGPACK_RANDOM_SEED` to explore others.
 mod common;
 
 use common::{assert_unfinished_token, same, Rng};
+use msgpack_rs_core::arena::{decode_prefix_in, ArenaStream};
+use msgpack_rs_core::bumpalo::Bump;
 use msgpack_rs_core::{
-    encode, encode_value, parse_header, Builder, DecodeError, Header, Limits, Skipper, Step,
-    StreamDecoder, Value, ValueBuilder,
+    encode, encode_value, parse_header, Builder, DecodeError, Header, Limits, ReadError, Skipper,
+    Step, StreamDecoder, Value, ValueBuilder,
 };
+use std::io::Read;
 
 const CASES: usize = 100_000;
 
@@ -273,6 +278,99 @@ fn run<B: Builder<Error = DecodeError> + Default>(
     (events, (buf.len(), dec.depth()))
 }
 
+/// [`run`] for `ArenaStream`: the same chunks, and reading on after errors.
+/// Also returns whether the input ended inside a message.
+fn run_arena(data: &[u8], ends: &[usize], limits: Limits) -> (Vec<Event<Value>>, bool) {
+    let mut stream = ArenaStream::with_limits(limits);
+    let mut events = Vec::new();
+    let mut fed = 0;
+    let mut calls = 0usize;
+    let budget = 2 * data.len() + ends.len() + 4;
+    for end in ends.iter().copied().chain([data.len()]) {
+        let end = end.clamp(fed, data.len());
+        stream.feed(&data[fed..end]);
+        fed = end;
+        loop {
+            calls += 1;
+            assert!(calls <= budget, "arena stream does not terminate");
+            let before = stream.offset();
+            match stream.next_message() {
+                Ok(Some(msg)) => {
+                    // Past `before` only by the rest of a failed message.
+                    assert!(msg.offset >= before);
+                    let at = msg.offset as usize;
+                    assert_eq!(&data[at..at + msg.bytes.len()], msg.bytes);
+                    events.push(Event::Object(msg.value.to_value()));
+                    let end = msg.offset + msg.bytes.len() as u64;
+                    assert_eq!(end, stream.offset());
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(stream.offset() > before, "error without progress");
+                    events.push(Event::Error(e));
+                }
+            }
+        }
+    }
+    let mid_message = !stream.is_at_boundary();
+    (events, mid_message)
+}
+
+/// A reader that returns `data` in the pieces ending at `ends`.
+struct Pieces<'a> {
+    data: &'a [u8],
+    ends: &'a [usize],
+    at: usize,
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let next = self
+            .ends
+            .iter()
+            .copied()
+            .find(|&e| e > self.at)
+            .unwrap_or(self.data.len())
+            .min(self.data.len());
+        let n = (next - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// `ArenaStream::read_message` over a reader that returns the same pieces
+/// (and `read_size` bytes at most per read). Returns the events, and whether
+/// the reader ended inside a message (`UnexpectedEof`, reported once).
+fn run_arena_reader(
+    data: &[u8],
+    ends: &[usize],
+    limits: Limits,
+    read_size: usize,
+) -> (Vec<Event<Value>>, bool) {
+    let mut reader = Pieces { data, ends, at: 0 };
+    let mut stream = ArenaStream::with_limits(limits);
+    stream.set_read_size(read_size);
+    let mut events = Vec::new();
+    let mut eof = false;
+    for _ in 0..2 * data.len() + 4 {
+        match stream.read_message(&mut reader) {
+            Ok(Some(msg)) => events.push(Event::Object(msg.value.to_value())),
+            Ok(None) => {
+                assert!(stream.is_at_boundary());
+                return (events, eof);
+            }
+            Err(ReadError::Decode(DecodeError::UnexpectedEof)) => {
+                assert!(!eof, "UnexpectedEof twice");
+                eof = true;
+            }
+            Err(ReadError::Decode(e)) => events.push(Event::Error(e)),
+            Err(ReadError::Io(e)) => panic!("{e}"),
+        }
+    }
+    panic!("read_message does not terminate");
+}
+
 fn same_events(a: &[Event<Value>], b: &[Event<Value>]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| match (x, y) {
@@ -343,6 +441,42 @@ fn random_and_mutated_input() {
                     _ => panic!("case {case}: skipper disagrees: {s:?} vs {w:?}"),
                 }
             }
+        }
+        // The arena decoder agrees: the stream on everything, chunked the
+        // same way, and the one-shot decoder on the first object.
+        let (arena, arena_mid) = run_arena(&data, &ends, limits);
+        assert!(
+            same_events(&arena, &whole),
+            "case {case} (seed {seed:#x}): arena stream disagrees for {data:02x?} \
+             split at {ends:?}:\n arena {arena:?}\n stream {whole:?}"
+        );
+        // It ends inside a message exactly when the stream decoder does (or
+        // while it still discards the rest of a failed one, which `left`
+        // does not show).
+        assert!(
+            arena_mid == (left != (0, 0))
+                || (arena_mid && matches!(whole.last(), Some(Event::Error(_)))),
+            "case {case}: arena mid-message {arena_mid}, stream left {left:?} for {data:02x?}"
+        );
+        let read_size = 1 + rng.below(64);
+        let (read, eof) = run_arena_reader(&data, &ends, limits, read_size);
+        assert!(
+            same_events(&read, &whole)
+                && (eof == (left != (0, 0))
+                    // The cut-off rest of a failed message is just the end.
+                    || (!eof && matches!(whole.last(), Some(Event::Error(_))))),
+            "case {case} (seed {seed:#x}): read_message disagrees for {data:02x?} split at \
+             {ends:?}, reads of {read_size}:\n read {read:?} (eof {eof})\n stream {whole:?} \
+             (left {left:?})"
+        );
+        let bump = Bump::new();
+        match (decode_prefix_in(&bump, &data, limits), whole.first()) {
+            (Ok((v, _)), Some(Event::Object(w))) => {
+                assert!(same(&v.to_value(), w), "case {case}: {v:?} vs {w:?}")
+            }
+            (Err(e), Some(Event::Error(w))) => assert_eq!(&e, w, "case {case}"),
+            (Err(DecodeError::UnexpectedEof), None) => {}
+            (r, w) => panic!("case {case}: arena one-shot {r:?}, stream {w:?} for {data:02x?}"),
         }
         // Whatever decoded re-encodes to something that decodes the same.
         for e in &whole {

@@ -1,10 +1,11 @@
 //! The README's examples, compiled and run. `readme_blocks_are_tested`
 //! checks that every ```rust block of README.md appears in this file, so the
 //! two can't drift apart.
+use msgpack_rs_core::bumpalo::Bump;
 use msgpack_rs_core::value::decode_value_with;
 use msgpack_rs_core::{
-    decode_value_exact, encode, encode_value, Builder, DecodeError, LimitKind, Limits, Step,
-    StreamDecoder, Timestamp, Value,
+    decode_in, decode_value_exact, encode, encode_value, ArenaStream, Builder, DecodeError,
+    LimitKind, Limits, Step, StreamDecoder, Timestamp, Value, ValueRef,
 };
 
 #[test]
@@ -28,6 +29,48 @@ fn writers() {
     encode::write_bin(&mut out, &[1, 2, 3], false).unwrap();
     assert_eq!(out[..4], [0x93, 0xd1, 0xff, 0x38]);
     // README: end
+}
+
+#[test]
+fn arena_decoding() {
+    // README: arena
+    let mut bump = Bump::new();
+    // {"id": 7, "tags": ["a", "b"], "blob": bin [1, 2]}
+    let input = b"\x83\xa2id\x07\xa4tags\x92\xa1a\xa1b\xa4blob\xc4\x02\x01\x02";
+    let v = decode_in(&bump, input).unwrap();
+    assert_eq!(v["id"].as_u64(), Some(7));
+    assert_eq!(v["tags"][1].as_str(), Some("b")); // borrowed from `input`
+    assert_eq!(v["blob"], ValueRef::Bin(&[1, 2]));
+    let mut out = Vec::new();
+    v.encode(&mut out).unwrap(); // the encoder's shortest forms: canonical input comes back as is
+    assert_eq!(out, input);
+    // Frees every array and map of the message at once (`v` is gone).
+    bump.reset();
+    // README: end
+}
+
+#[test]
+fn arena_stream() -> Result<(), DecodeError> {
+    // README: arena stream
+    let mut stream = ArenaStream::new();
+    let mut seen = Vec::new();
+    // [1, "ab"] then {"k": nil}, arriving in pieces that split both.
+    for chunk in [
+        &[0x92, 0x01, 0xa2, b'a'][..],
+        &[b'b', 0x81, 0xa1],
+        &[b'k', 0xc0],
+    ] {
+        stream.feed(chunk);
+        while let Some(msg) = stream.next_message()? {
+            // `msg` borrows `stream` until the next call: copy out what you keep.
+            seen.push((msg.offset, msg.bytes.len(), msg.value.to_value()));
+        }
+    }
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[1].0, seen[1].1), (5, 4));
+    assert!(stream.is_at_boundary());
+    // README: end
+    Ok(())
 }
 
 // README: builder

@@ -1,7 +1,11 @@
 //! The cross-language msgpack-test-suite vectors (kawanet/msgpack-test-suite,
 //! MIT), vendored in `spec/fixtures/msgpack-test-suite/` of this repository:
 //! every listed encoding must decode to the group's value, and encoding that
-//! value must give the first (shortest) listed encoding.
+//! value must give the first (shortest) listed encoding. The same holds for
+//! the arena decoder: it decodes every encoding to the same value, and its
+//! `ValueRef` re-encodes to the shortest form.
+use msgpack_rs_core::arena::decode_in;
+use msgpack_rs_core::bumpalo::Bump;
 use msgpack_rs_core::{decode_value_exact, encode, encode_value, Timestamp, Value};
 use serde_json::Value as Json;
 use std::path::PathBuf;
@@ -221,6 +225,8 @@ fn msgpack_test_suite() {
     let mut groups = 0usize;
     let mut kinds = std::collections::BTreeSet::new();
     let mut unsigned_ties = Vec::new();
+    let mut bump = Bump::new();
+    let mut arena_checked = 0usize;
     for (file, list) in files {
         for group in list.as_array().expect("list of groups") {
             let group = group.as_object().expect("group is an object");
@@ -244,6 +250,24 @@ fn msgpack_test_suite() {
                 encodings += 1;
             }
             let packed = encode_expected(&want, &encs[0]);
+            for enc in &encs {
+                // The arena decoder: the same value, and re-encoding gives
+                // the shortest form (byte-identical for the first encoding).
+                bump.reset();
+                let v = decode_in(&bump, enc)
+                    .unwrap_or_else(|e| panic!("{file}: arena {} failed: {e:?}", show(enc)));
+                let owned = decode_value_exact(enc).unwrap();
+                assert_eq!(v.to_value(), owned, "{file}: arena {}", show(enc));
+                let mut again = Vec::new();
+                v.encode(&mut again).unwrap();
+                let mut canonical = Vec::new();
+                encode_value(&owned, &mut canonical).unwrap();
+                assert_eq!(show(&again), show(&canonical), "{file}: arena re-encoding");
+                if enc == &encs[0] && !is_unsigned_tie(&want, &packed, &encs) {
+                    assert_eq!(show(&again), show(enc), "{file}: arena round trip");
+                }
+                arena_checked += 1;
+            }
             if packed != encs[0] && is_unsigned_tie(&want, &packed, &encs) {
                 // The suite lists `d3` (int 64) first for 2^63-1, but `cf`
                 // (uint 64) is just as short; like msgpack-ruby, the encoder
@@ -261,6 +285,7 @@ fn msgpack_test_suite() {
     }
     println!("checked {encodings} encodings in {groups} groups");
     assert_eq!(encodings, EXPECTED_ENCODINGS, "encodings checked");
+    assert_eq!(arena_checked, EXPECTED_ENCODINGS, "arena encodings checked");
     // The only place the suite's first encoding is a signed form of a
     // non-negative integer tied in length with the unsigned one.
     assert_eq!(unsigned_ties, ["cf-7f-ff-ff-ff-ff-ff-ff-ff"]);
