@@ -528,6 +528,13 @@ impl<B: Builder> StreamDecoder<B> {
                 Err(e) => {
                     *pos += 1;
                     *top -= 1;
+                    // As after any error, the rest of this object is dropped
+                    // first and the next skip or read starts a new object
+                    // (a skip is not "continued" past its own error).
+                    left.flatten(0);
+                    if left.is_empty() {
+                        left.clear();
+                    }
                     return Err(e);
                 }
             };

@@ -998,7 +998,8 @@ fn skip_one_object_streaming() {
         dec.decode(&mut ValueBuilder, &bytes, &mut pos),
         Ok(Step::Done(Value::Uint(9)))
     );
-    // 0xc1 is reported, counted as one item, and skipping goes on from it.
+    // 0xc1 is reported and counted as one item; as after any error the rest
+    // of its object is dropped, and the next skip is the next object's.
     let mut dec = StreamDecoder::<ValueBuilder>::default();
     let mut pos = 0;
     let input = [0x92, 0xc1, 0x01, 0x07];
@@ -1007,7 +1008,32 @@ fn skip_one_object_streaming() {
         Err(DecodeError::InvalidMarker(0xc1))
     );
     assert_eq!(dec.skip(&input, &mut pos), Ok(true));
+    assert_eq!(pos, 4);
+    // A c1 that is the whole object: reported, and the next skip is the next
+    // object's.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    let input = [0xc1, 0x2a, 0x92, 0x07, 0x08];
+    assert_eq!(
+        dec.skip(&input, &mut pos),
+        Err(DecodeError::InvalidMarker(0xc1))
+    );
+    assert!(dec.is_idle());
+    assert_eq!(dec.skip(&input, &mut pos), Ok(true));
+    assert_eq!(pos, 2);
+    // A c1 inside an array: the rest of that array is dropped, then the next
+    // skip skips the object after it.
+    let mut dec = StreamDecoder::<ValueBuilder>::default();
+    let mut pos = 0;
+    let input = [0x93, 0x01, 0xc1, 0x02, 0x2a, 0x92, 0x07, 0x08];
+    assert_eq!(
+        dec.skip(&input, &mut pos),
+        Err(DecodeError::InvalidMarker(0xc1))
+    );
     assert_eq!(pos, 3);
+    assert!(!dec.is_idle());
+    assert_eq!(dec.skip(&input, &mut pos), Ok(true));
+    assert_eq!(pos, 5);
     // Too deep: StackError's error, then the rest of that object is gone.
     let mut dec = StreamDecoder::<ValueBuilder>::new(Limits {
         max_depth: 1,

@@ -99,10 +99,12 @@ module MessagePack
     #
     # Each returns [proc, call]: the proc is what registered_types shows (and what
     # decides which Ractors may use it); call is what the extension calls directly,
-    # without a Proc call or an argument Array per object: the Method itself (bound
-    # when registered, as the C gem's Method#to_proc is; only in the Ractor that
-    # registered it, since a Method is never shareable), or a method name Symbol sent
-    # to the object being packed (what Symbol#to_proc does).
+    # without a Proc call or an argument Array per object: for a Method of a shareable
+    # receiver (a Module) [receiver, name], sent exactly as the shareable lambda does
+    # (the factory stays shareable); for any other Method the Method itself (bound when
+    # registered, as the C gem's Method#to_proc is; only in the Ractor that registered
+    # it, since a Method is never shareable); for a method name, the Symbol sent to the
+    # object being packed (what Symbol#to_proc does).
     module ExtProc
       def self.for_packer(packer)
         case packer
@@ -137,12 +139,13 @@ module MessagePack
           return [method.to_proc, method]
         end
 
+        call = [receiver, name]
         if method.arity == 1
           # The common case (from_msgpack_ext(data), to_msgpack_ext): no
           # argument splat per call.
-          [Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) }), method]
+          [Ractor.make_shareable(lambda { |arg| receiver.__send__(name, arg) }), call]
         else
-          [Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) }), method]
+          [Ractor.make_shareable(lambda { |*args| receiver.__send__(name, *args) }), call]
         end
       end
 

@@ -28,6 +28,11 @@ pub enum DirectKind {
     /// shareable: only the Ractor that registered it calls it this way;
     /// others call the Proc.
     Method,
+    /// `receiver.__send__(mid, obj, *extra)`: a Method of a shareable
+    /// receiver (a Module), registered as a shareable lambda doing exactly
+    /// this, so that the factory stays shareable (a Method object would
+    /// not be).
+    Send,
 }
 
 /// A registration's direct call, as stored (receiver kept GC-visible).
@@ -66,12 +71,27 @@ impl Direct {
     }
 
     /// From `register_type`'s `packer_call:`/`unpacker_call:` option: a
-    /// Method object, or a method name Symbol (sent to the object); anything
-    /// else (nil): no direct call.
+    /// Method object, `[receiver, name]` (sent to a shareable receiver), or a
+    /// method name Symbol (sent to the object); anything else (nil): no
+    /// direct call.
     pub fn from_option(v: Option<Value>) -> Result<Direct, Error> {
         let Some(v) = v else {
             return Ok(Direct::default());
         };
+        if let Some(ary) = magnus::RArray::from_value(v) {
+            if ary.len() != 2 {
+                return Ok(Direct::default());
+            }
+            let receiver: Value = ary.entry(0)?;
+            let name: magnus::Symbol = ary.entry(1)?;
+            // SAFETY: a live Symbol (see below).
+            let mid = unsafe { rb_sys::rb_sym2id(name.as_raw()) };
+            return Ok(Direct {
+                kind: DirectKind::Send,
+                receiver: GcRef::new(receiver.as_raw()),
+                mid,
+            });
+        }
         if let Some(name) = magnus::Symbol::from_value(v) {
             // SAFETY: a live Symbol; method names are static Symbols (or
             // become one, as any method name does).
@@ -481,6 +501,7 @@ pub fn call_packer(
         DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
             return call_method(direct.receiver, &argv[..n]);
         }
+        DirectKind::Send => return call_send(direct.receiver, direct.mid, &argv[..n]),
         _ => {}
     }
     // SAFETY: `callable` is a live object from a registry.
@@ -509,6 +530,7 @@ pub fn call_unpacker(
         DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
             return call_method(direct.receiver, &argv);
         }
+        DirectKind::Send => return call_send(direct.receiver, direct.mid, &argv),
         _ => {}
     }
     // SAFETY: live objects from a registry.
@@ -527,6 +549,18 @@ fn call_direct(receiver: VALUE, mid: rb_sys::ID, argv: &[VALUE]) -> Result<Value
         // SAFETY: live receiver and arguments (argv outlives the call);
         // errors are caught by `protect`.
         unsafe { rb_sys::rb_funcallv_public(receiver, mid, argc, argv.as_ptr()) }
+    })?;
+    // SAFETY: a live object just returned.
+    Ok(unsafe { Value::from_raw(r) })
+}
+
+/// `receiver.__send__(mid, *argv)`, protected.
+fn call_send(receiver: VALUE, mid: rb_sys::ID, argv: &[VALUE]) -> Result<Value, Error> {
+    let argc = argv.len() as std::os::raw::c_int;
+    let r = magnus::rb_sys::protect(|| {
+        // SAFETY: live receiver and arguments (argv outlives the call);
+        // errors are caught by `protect`.
+        unsafe { rb_sys::rb_funcallv(receiver, mid, argc, argv.as_ptr()) }
     })?;
     // SAFETY: a live object just returned.
     Ok(unsafe { Value::from_raw(r) })
