@@ -1,29 +1,23 @@
 //! The `msgpack_rs` Ruby extension: defines `MessagePack`'s native classes.
-//! Each Ruby class lives in its own module; this file only wires them up.
+//! The layers, bottom up (docs/architecture.md): `runtime` knows no
+//! MessagePack class; `memory` tracks instances through a trait; `buffer`,
+//! `ext_types`, then `pack` and `unpack`; `factory` on top. This file only
+//! wires them up.
 mod buffer;
-mod buffer_core;
-mod builder;
-mod chunk_queue;
-mod errors;
-mod ext_registry;
+mod ext_types;
 mod factory;
-mod fast_path;
-mod gc_ref;
-mod key_cache;
-mod mapped;
 mod memory;
-mod out_buf;
-mod pack_walk;
-mod packer;
-mod ractor;
-mod raw;
-mod receiver;
-mod unpacker;
-mod value_stack;
+mod pack;
+mod runtime;
+mod unpack;
 
 use magnus::{prelude::*, value::ReprValue, Error, Ruby};
 
-tagged!(packer::Packer, unpacker::Unpacker, buffer::Buffer);
+tagged!(
+    pack::packer::Packer,
+    unpack::unpacker::Unpacker,
+    buffer::class::Buffer
+);
 
 #[magnus::init(name = "msgpack_rs")]
 fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -32,17 +26,28 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     // SAFETY: plain C API call during extension init.
     unsafe { rb_sys::rb_ext_ractor_safe(true) };
     let module = ruby.define_module("MessagePack")?;
-    key_cache::init();
-    ractor::init();
-    errors::init(ruby, module)?;
+    unpack::key_cache::init();
+    runtime::ractor::init();
+    runtime::errors::init(ruby, module)?;
     let held = module.define_class("HeldBuffer", ruby.class_basic_object())?;
     held.undef_default_alloc_func();
-    buffer::init(ruby, module)?;
-    packer::init(ruby, module)?;
-    unpacker::init(ruby, module)?;
-    factory::init(ruby, module)?;
-    memory::init(ruby, module)?;
-    mapped::init(ruby, module)?;
+    buffer::class::init(ruby, module)?;
+    pack::packer::init(ruby, module)?;
+    unpack::unpacker::init(ruby, module)?;
+    factory::class::init(ruby, module)?;
+    let memory = memory::init(
+        ruby,
+        module,
+        vec![unpack::scratch::compact, || {
+            // The map-key cache: its interned Strings/Symbols can be
+            // collected once it lets go of them.
+            unpack::key_cache::clear_current();
+            (0, 0)
+        }],
+    )?;
+    unpack::scratch::init(ruby, memory)?;
+    factory::pools::init(memory)?;
+    unpack::mapped::init(ruby, module)?;
     resolve_lazy_state(ruby);
     Ok(())
 }
@@ -54,17 +59,24 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
 /// at load time, while only the main Ractor runs.
 fn resolve_lazy_state(ruby: &Ruby) {
     use magnus::TypedData;
-    let _ = buffer::Buffer::class(ruby);
-    let _ = packer::Packer::class(ruby);
-    let _ = unpacker::Unpacker::class(ruby);
-    let _ = factory::Factory::class(ruby);
-    let _ = mapped::MappedUnpacker::class(ruby);
+    let _ = buffer::class::Buffer::class(ruby);
+    let _ = pack::packer::Packer::class(ruby);
+    let _ = unpack::unpacker::Unpacker::class(ruby);
+    let _ = factory::class::Factory::class(ruby);
+    let _ = unpack::mapped::MappedUnpacker::class(ruby);
     // The data-type tags `receiver::this` compares with.
-    receiver::record::<packer::Packer>(ruby.obj_wrap(packer::Packer::default()).as_value());
-    receiver::record::<unpacker::Unpacker>(ruby.obj_wrap(unpacker::Unpacker::default()).as_value());
-    receiver::record::<buffer::Buffer>(ruby.obj_wrap(buffer::Buffer::default()).as_value());
+    runtime::receiver::record::<pack::packer::Packer>(
+        ruby.obj_wrap(pack::packer::Packer::default()).as_value(),
+    );
+    runtime::receiver::record::<unpack::unpacker::Unpacker>(
+        ruby.obj_wrap(unpack::unpacker::Unpacker::default())
+            .as_value(),
+    );
+    runtime::receiver::record::<buffer::class::Buffer>(
+        ruby.obj_wrap(buffer::class::Buffer::default()).as_value(),
+    );
     memory::resolve_classes(ruby);
-    let _ = raw::enc_indexes();
-    raw::resolve_hash_iteration();
-    ext_registry::init();
+    let _ = runtime::raw::enc_indexes();
+    runtime::raw::resolve_hash_iteration();
+    ext_types::registry::init();
 }

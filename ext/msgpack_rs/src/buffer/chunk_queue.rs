@@ -7,8 +7,8 @@
 //! hot path is one vector push. Each instance owns its memory; the tail's
 //! allocation is kept when drained, so steady-state encoding and decoding do
 //! not call malloc.
-use crate::gc_ref::GcRef;
-use crate::raw;
+use crate::runtime::gc_ref::GcRef;
+use crate::runtime::raw;
 use rb_sys::VALUE;
 use std::collections::VecDeque;
 
@@ -123,12 +123,19 @@ impl ChunkQueue {
     /// otherwise copies it.
     pub fn push_string(&mut self, s: VALUE) {
         // SAFETY: `s` is a live String; we read it before any Ruby call.
-        let bytes = unsafe { raw::str_bytes(s) };
-        if raw::is_frozen(s) && !raw::str_is_embedded(s) {
+        let (bytes, shared) = unsafe {
+            (
+                raw::str_bytes(s),
+                raw::is_frozen(s) && !raw::str_is_embedded(s),
+            )
+        };
+        if shared {
             self.seal_tail();
             self.sealed.push_back(Chunk {
                 data: Data::Shared {
-                    s: GcRef::new(s),
+                    // SAFETY: a live String; the queue's owner marks (pinned)
+                    // and updates every shared chunk (`mark`, `update_references`).
+                    s: unsafe { GcRef::new(s) },
                     ptr: bytes.as_ptr() as usize,
                     len: bytes.len(),
                 },
@@ -381,20 +388,20 @@ impl ChunkQueue {
     }
 
     /// Marks (and pins) the referenced Strings.
-    pub fn mark(&self) {
+    pub fn mark(&self, marker: &magnus::gc::Marker) {
         for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {
-                s.mark_pinned();
+                s.mark_pinned(marker);
             }
         }
     }
 
     /// Pinned Strings do not move; this only keeps the slots exact should
     /// a Ruby ever move one regardless.
-    pub fn update_references(&self) {
+    pub fn update_references(&self, compactor: &magnus::gc::Compactor) {
         for c in &self.sealed {
             if let Data::Shared { s, .. } = &c.data {
-                s.update();
+                s.update(compactor);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! The buffer state shared by `Buffer`, `Packer` and `Unpacker`: a chunk
 //! queue, an optional IO, and msgpack-ruby's three buffer options.
-use crate::chunk_queue::ChunkQueue;
-use crate::errors::{self, ruby};
-use crate::gc_ref::{self, GcRef, Published};
-use crate::raw;
+use crate::buffer::chunk_queue::ChunkQueue;
+use crate::runtime::errors;
+use crate::runtime::gc_ref::{self, GcRef, Published};
+use crate::runtime::options::opt_size;
+use crate::runtime::raw;
+use crate::runtime::ruby;
 use magnus::{
     prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, RHash, RString,
     Value,
@@ -63,33 +65,10 @@ impl Default for BufferCore {
     }
 }
 
-/// Reads an option by Symbol key; `None` when absent.
-pub fn opt(options: Option<RHash>, key: &str) -> Option<Value> {
-    let h = options?;
-    h.get(ruby().to_symbol(key))
-}
-
-/// A truthy option.
-pub fn opt_flag(options: Option<RHash>, key: &str) -> bool {
-    opt(options, key).map(|v| v.to_bool()).unwrap_or(false)
-}
-
-/// A size option (NUM2SIZET semantics: Integer-convertible, no upper bound).
-fn opt_size(options: Option<RHash>, key: &str) -> Result<Option<usize>, Error> {
-    match opt(options, key) {
-        None => Ok(None),
-        Some(v) if v.is_nil() => Ok(None),
-        Some(v) => Ok(Some(usize::try_convert(v)?)),
-    }
-}
-
 /// Raised when a buffer is used while it is being read or written further
 /// up the stack (e.g. an ext callback feeding the unpacker that called it).
 pub fn busy() -> Error {
-    errors::error(
-        errors::Kind::Unpack,
-        "buffer is in use (re-entrant call from an extension callback?)",
-    )
+    errors::buffer_in_use()
 }
 
 /// The queue, borrowed for a change: publishes its heap size when dropped.
@@ -139,20 +118,20 @@ impl BufferCore {
 
     /// For the owner's dmark callback; `full` as decided by
     /// [`gc_ref::may_read_state`] (otherwise only the atomic slots).
-    pub fn mark(&self, full: bool) {
-        self.io.mark();
+    pub fn mark(&self, marker: &magnus::gc::Marker, full: bool) {
+        self.io.mark(marker);
         if full {
             if let Some(q) = gc_ref::peek(&self.queue) {
-                q.mark();
+                q.mark(marker);
             }
         }
     }
 
     /// For the owner's dcompact callback (always inside a GC).
-    pub fn update_references(&self) {
-        self.io.update();
+    pub fn update_references(&self, compactor: &magnus::gc::Compactor) {
+        self.io.update(compactor);
         if let Some(q) = gc_ref::peek(&self.queue) {
-            q.update_references();
+            q.update_references(compactor);
         }
     }
 
@@ -163,7 +142,7 @@ impl BufferCore {
 
     /// Back to the default options and no IO (for a reused instance).
     pub fn reset_options(&self) {
-        self.io.set(crate::raw::NIL);
+        self.io.clear();
         self.io_buffer_size.set(IO_BUFFER_SIZE_DEFAULT);
         self.read_reference_threshold
             .set(READ_REFERENCE_THRESHOLD_DEFAULT);
@@ -174,7 +153,9 @@ impl BufferCore {
     /// Applies `io` and the buffer options (msgpack-ruby's defaults/minimums).
     pub fn configure(&self, io: Option<Value>, options: Option<RHash>) -> Result<(), Error> {
         if let Some(io) = io.filter(|v| !v.is_nil()) {
-            self.io.set(io.as_raw());
+            // SAFETY: a live object; marked and updated by `mark` and
+            // `update_references`, which the owner's GC callbacks call.
+            unsafe { self.io.set(io.as_raw()) };
             self.read_method
                 .set(if io.respond_to("readpartial", true)? {
                     ReadMethod::ReadPartial
@@ -277,11 +258,13 @@ impl BufferCore {
         // copies go to the queue's reused tail; larger chunks are referenced,
         // since copying them would churn large tail allocations instead. See
         // docs/memory.md (measured with bench/rss.rb).
-        let referenced = raw::is_frozen(raw_s) || s.len() > FEED_COPY_MAX;
+        // SAFETY: `raw_s` is the live String `s`.
+        let was_frozen = unsafe { raw::is_frozen(raw_s) };
+        let referenced = was_frozen || s.len() > FEED_COPY_MAX;
         if s.len() >= self.read_reference_threshold.get() && referenced {
             // SAFETY: a frozen String sharing `s`'s buffer, so later changes
             // by the caller do not leak in.
-            let frozen = if raw::is_frozen(raw_s) {
+            let frozen = if was_frozen {
                 raw_s
             } else {
                 // SAFETY: `raw_s` is a live String.
@@ -364,8 +347,8 @@ impl BufferCore {
         let q = self.q()?;
         let mut slices = q.slices();
         match (slices.next(), slices.next()) {
-            (None, _) => return Ok(crate::buffer::binary(&[])),
-            (Some(only), None) => return Ok(crate::buffer::binary(only)),
+            (None, _) => return Ok(crate::runtime::raw::binary(&[])),
+            (Some(only), None) => return Ok(crate::runtime::raw::binary(only)),
             _ => {}
         }
         let total = q.len();
@@ -426,6 +409,4 @@ impl BufferCore {
     }
 }
 
-fn io_eof() -> Error {
-    Error::new(ruby().exception_eof_error(), "IO reached end of file")
-}
+use errors::io_eof;

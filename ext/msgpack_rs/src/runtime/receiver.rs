@@ -55,7 +55,7 @@ pub fn this<'a, T: Tagged>(rb_self: Value) -> Result<&'a T, Error> {
 #[macro_export]
 macro_rules! tagged {
     ($($t:ty),*) => {$(
-        impl $crate::receiver::Tagged for $t {
+        impl $crate::runtime::receiver::Tagged for $t {
             fn tag() -> &'static std::sync::OnceLock<usize> {
                 static TAG: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
                 &TAG

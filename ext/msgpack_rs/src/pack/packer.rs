@@ -1,11 +1,14 @@
 //! `MessagePack::Packer`.
-use crate::buffer::{self, undef_copy};
-use crate::buffer_core::{opt_flag, BufferCore};
-use crate::chunk_queue::ChunkQueue;
-use crate::errors::{self, ruby};
-use crate::ext_registry::{self, PackRegistry, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE};
-use crate::gc_ref::{self, GcRef};
-use crate::pack_walk::Walker;
+use crate::buffer::chunk_queue::ChunkQueue;
+use crate::buffer::class::{new_view, undef_copy, BufferOwner};
+use crate::buffer::core::BufferCore;
+use crate::ext_types::registry::{PackRegistry, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE};
+use crate::pack::walk::Walker;
+use crate::runtime::errors;
+use crate::runtime::gc_ref::{self, GcRef};
+use crate::runtime::options::{opt_flag, opt_size, split_io_options, BadOptions};
+use crate::runtime::raw::binary;
+use crate::runtime::ruby;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
     value::ReprValue, DataTypeFunctions, Error, Integer, RArray, RHash, RModule, RString, Ruby,
@@ -31,7 +34,7 @@ pub struct ExtHit {
     pub ty: i8,
     pub klass: rb_sys::VALUE,
     pub packer: rb_sys::VALUE,
-    pub direct: ext_registry::DirectCall,
+    pub direct: crate::ext_types::registry::DirectCall,
     pub flags: u8,
     pub owner: u64,
 }
@@ -66,7 +69,7 @@ impl Drop for WalkCall<'_> {
         let n = self.walks.active.get().saturating_sub(1);
         self.walks.active.set(n);
         if n == 0 {
-            self.walks.thread.set(crate::raw::NIL);
+            self.walks.thread.clear();
         }
     }
 }
@@ -75,13 +78,6 @@ impl Drop for WalkCall<'_> {
 fn current_thread() -> rb_sys::VALUE {
     // SAFETY: plain C API call on a Ruby thread.
     unsafe { rb_sys::rb_thread_current() }
-}
-
-fn in_use(what: &str) -> Error {
-    Error::new(
-        ruby().exception_runtime_error(),
-        format!("Packer is in use: {what}"),
-    )
 }
 
 #[derive(TypedData)]
@@ -122,11 +118,11 @@ impl Default for Packer {
     fn default() -> Self {
         Packer {
             tracker: Default::default(),
-            owner: crate::ractor::current_id(),
+            owner: crate::runtime::ractor::current_id(),
             walks: Default::default(),
             buf: Default::default(),
             compat: Default::default(),
-            max_depth: Cell::new(crate::pack_walk::DEFAULT_MAX_DEPTH),
+            max_depth: Cell::new(crate::pack::walk::DEFAULT_MAX_DEPTH),
             registry: Default::default(),
             lookup_cache: Default::default(),
             has_symbol_ext: Default::default(),
@@ -142,43 +138,43 @@ impl Default for Packer {
 }
 
 impl DataTypeFunctions for Packer {
-    fn mark(&self, _: &magnus::gc::Marker) {
+    fn mark(&self, marker: &magnus::gc::Marker) {
         let full = gc_ref::may_read_state(self.owner);
-        self.buf.mark(full);
-        self.view.mark();
-        self.walks.thread.mark();
+        self.buf.mark(marker, full);
+        self.view.mark(marker);
+        self.walks.thread.mark(marker);
         if !full {
             return;
         }
         if let Some(r) = gc_ref::peek(&self.registry) {
-            r.mark();
+            r.mark(marker);
         }
         if let Some(c) = gc_ref::peek(&self.lookup_cache) {
             for (k, _) in c.iter() {
-                k.mark();
+                k.mark(marker);
             }
         }
         if let Some(s) = gc_ref::peek(&self.suspended) {
             for q in s.iter() {
-                q.mark();
+                q.mark(marker);
             }
         }
     }
-    fn compact(&self, _: &magnus::gc::Compactor) {
-        self.buf.update_references();
-        self.view.update();
-        self.walks.thread.update();
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
+        self.buf.update_references(compactor);
+        self.view.update(compactor);
+        self.walks.thread.update(compactor);
         if let Some(r) = gc_ref::peek(&self.registry) {
-            r.update_references();
+            r.update_references(compactor);
         }
         if let Some(c) = gc_ref::peek(&self.lookup_cache) {
             for (k, _) in c.iter() {
-                k.update();
+                k.update(compactor);
             }
         }
         if let Some(s) = gc_ref::peek(&self.suspended) {
             for q in s.iter() {
-                q.update_references();
+                q.update_references(compactor);
             }
         }
     }
@@ -195,10 +191,12 @@ impl Packer {
         let active = self.walks.active.get();
         if active > 0 {
             if self.walks.thread.get() != current_thread() {
-                return Err(in_use("written by another thread"));
+                return Err(errors::packer_other_thread());
             }
         } else {
-            self.walks.thread.set(current_thread());
+            // SAFETY: the current Thread, alive while it runs this walk; the
+            // packer marks `walks.thread`.
+            unsafe { self.walks.thread.set(current_thread()) };
         }
         self.walks.active.set(active + 1);
         Ok(WalkCall { walks: &self.walks })
@@ -216,18 +214,13 @@ impl Packer {
         let Ok(mut q) = self.buf.q_mut() else {
             return false;
         };
-        crate::pack_walk::write_simple_to(
+        crate::pack::walk::write_simple_to(
             q.tail(),
             v,
             self.compat.get(),
             self.buf.write_reference_threshold(),
-            crate::raw::enc_indexes(),
+            crate::runtime::raw::enc_indexes(),
         )
-    }
-
-    /// For `buffer` views: changes are refused while another thread walks.
-    pub fn check_buffer_change(&self) -> Result<(), Error> {
-        self.check_no_walk()
     }
 
     /// Fails while another thread walks: for calls that take or drop the
@@ -235,55 +228,31 @@ impl Packer {
     /// output so far is taken or dropped; the walk goes on after it).
     fn check_no_walk(&self) -> Result<(), Error> {
         if self.walks.active.get() > 0 && self.walks.thread.get() != current_thread() {
-            return Err(in_use("written by another thread"));
+            return Err(errors::packer_other_thread());
         }
         Ok(())
     }
 }
 
-/// Parsed constructor arguments: `()`, `(nil)`, `(hash)`, `(io)`,
-/// `(io, hash)`, `(io, nil)`.
-pub fn split_io_options(
-    args: &[Value],
-    type_error_for_bad_hash: bool,
-) -> Result<(Option<Value>, Option<RHash>), Error> {
-    match args {
-        [] => Ok((None, None)),
-        [a] => match RHash::from_value(*a) {
-            Some(h) => Ok((None, Some(h))),
-            None => Ok((Some(*a).filter(|v| !v.is_nil()), None)),
-        },
-        [io, opts] => {
-            let io = Some(*io).filter(|v| !v.is_nil());
-            if opts.is_nil() {
-                return Ok((io, None));
-            }
-            match RHash::from_value(*opts) {
-                Some(h) => Ok((io, Some(h))),
-                None if type_error_for_bad_hash => Err(errors::type_error(format!(
-                    "wrong argument type {} (expected Hash)",
-                    // SAFETY: classname of a live object.
-                    unsafe { opts.classname() }
-                ))),
-                None => Err(errors::arg_error(format!(
-                    "expected Hash but found {}.",
-                    // SAFETY: classname of a live object.
-                    unsafe { opts.classname() }
-                ))),
-            }
-        }
-        _ => Err(errors::arg_error(format!(
-            "wrong number of arguments ({} for 0..2)",
-            args.len()
-        ))),
+impl BufferOwner for Packer {
+    fn buffer_core(&self) -> &BufferCore {
+        &self.buf
+    }
+
+    /// Changes through the view are refused while another thread walks.
+    fn check_buffer_change(&self) -> Result<(), Error> {
+        self.check_no_walk()
+    }
+
+    /// A walk's own callbacks may flush the view: the output so far goes
+    /// out only when no walk is running (as `Packer#flush`).
+    fn flush(&self) -> Result<(), Error> {
+        self.check_no_walk()?;
+        self.flush_unless_nested()
     }
 }
 
 impl Packer {
-    pub fn buffer_core(&self) -> &BufferCore {
-        &self.buf
-    }
-
     pub fn max_depth(&self) -> usize {
         self.max_depth.get()
     }
@@ -341,12 +310,16 @@ impl Packer {
 
     /// Whether the registrations of `factory` at `generation` are installed.
     #[inline]
-    pub fn has_tables_of(&self, factory: &crate::factory::Factory, generation: u64) -> bool {
+    pub fn has_tables_of(&self, factory: &crate::factory::class::Factory, generation: u64) -> bool {
         self.origin.get() == (factory as *const _ as usize, generation)
     }
 
     /// Takes `factory`'s registrations unless they are already installed.
-    pub fn adopt(&self, factory: &crate::factory::Factory, tables: &crate::factory::Tables) {
+    pub fn adopt(
+        &self,
+        factory: &crate::factory::class::Factory,
+        tables: &crate::factory::class::Tables,
+    ) {
         let origin = (factory as *const _ as usize, tables.generation);
         if self.origin.get() != origin {
             self.install_registry(tables.pack.clone());
@@ -413,12 +386,10 @@ impl Packer {
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
         crate::memory::track(self);
-        let (io, options) = split_io_options(args, true)?;
+        let (io, options) = split_io_options(args, BadOptions::TypeError)?;
         self.compat.set(opt_flag(options, "compatibility_mode"));
-        let max_depth = match crate::buffer_core::opt(options, "max_depth") {
-            Some(v) if !v.is_nil() => usize::try_convert(v)?,
-            _ => crate::pack_walk::DEFAULT_MAX_DEPTH,
-        };
+        let max_depth =
+            opt_size(options, "max_depth")?.unwrap_or(crate::pack::walk::DEFAULT_MAX_DEPTH);
         self.max_depth.set(max_depth);
         self.buf.configure(io, options)
     }
@@ -486,8 +457,10 @@ impl Packer {
             return None;
         }
         let raw_obj = obj.as_raw();
-        let klass = crate::raw::class_of(raw_obj);
-        let real = crate::raw::obj_class(raw_obj);
+        // SAFETY: a live object (or immediate) the caller holds.
+        let klass = unsafe { crate::runtime::raw::class_of(raw_obj) };
+        // SAFETY: a live object (or immediate) the caller holds.
+        let real = unsafe { crate::runtime::raw::obj_class(raw_obj) };
         let found = reg
             .find_exact(klass)
             .or_else(|| {
@@ -510,7 +483,9 @@ impl Packer {
                 let hit = reg.find_ancestor(real);
                 if let Ok(mut cache) = self.lookup_cache.try_borrow_mut() {
                     if cache.len() < 256 {
-                        cache.push((GcRef::new(real), hit));
+                        // SAFETY: a live class; the packer marks its
+                        // lookup cache.
+                        cache.push((unsafe { GcRef::new(real) }, hit));
                     }
                 }
                 hit
@@ -557,7 +532,19 @@ impl Packer {
                 .try_borrow_mut()
                 .map_err(|_| busy_output())?
                 .push(saved);
-            let r = ext_registry::call_packer(packer, direct, ty, klass, owner, obj, &[me]);
+            // SAFETY: the hit's objects come from an entry of this packer's
+            // registry, which it marks (with every retired version).
+            let r = unsafe {
+                crate::ext_types::registry::call_packer(
+                    packer,
+                    direct,
+                    ty,
+                    klass,
+                    owner,
+                    obj,
+                    &[me],
+                )
+            };
             let restored = self
                 .suspended
                 .try_borrow_mut()
@@ -567,8 +554,7 @@ impl Packer {
             let payload =
                 std::mem::replace(&mut *self.buf.q_mut().map_err(|_| busy_output())?, restored);
             let written = r.and_then(|_| {
-                let len =
-                    encode::len_u32(payload.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+                let len = encode::len_u32(payload.len()).map_err(errors::too_long)?;
                 self.out(|o| {
                     encode::write_ext_header(o, ty, len);
                     for part in payload.slices() {
@@ -584,11 +570,14 @@ impl Packer {
             }
             return written;
         }
-        let payload = ext_registry::call_packer(packer, direct, ty, klass, owner, obj, &[])?;
+        // SAFETY: as above.
+        let payload = unsafe {
+            crate::ext_types::registry::call_packer(packer, direct, ty, klass, owner, obj, &[])?
+        };
         let s = RString::try_convert(payload)?;
         // SAFETY: bytes of a live String, copied before any Ruby call.
-        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
-        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
         self.out(|o| {
             encode::write_ext_header(o, ty, len);
             o.extend_from_slice(bytes);
@@ -618,7 +607,7 @@ impl Packer {
     // ---- write API (each returns self) ----
 
     fn write(rb_self: Value, obj: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         if this.try_write_simple(obj.as_raw()) {
             this.maybe_flush()?;
             return Ok(rb_self);
@@ -630,28 +619,28 @@ impl Packer {
     }
 
     fn write_nil(rb_self: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         this.out(encode::write_nil)?;
         Ok(rb_self)
     }
 
     fn write_true(rb_self: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         this.out(|o| encode::write_bool(o, true))?;
         Ok(rb_self)
     }
 
     fn write_false(rb_self: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         this.out(|o| encode::write_bool(o, false))?;
         Ok(rb_self)
     }
 
     fn write_int(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(i) = Integer::from_value(v) else {
             return Err(wrong_type(v, "Integer"));
@@ -662,7 +651,7 @@ impl Packer {
     }
 
     fn write_float(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         if RString::from_value(v).is_some() {
             return Err(errors::type_error(
@@ -675,7 +664,7 @@ impl Packer {
     }
 
     fn write_float32(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         if !v.is_kind_of(ruby().class_numeric()) {
             return Err(errors::arg_error("Expected numeric"));
@@ -686,7 +675,7 @@ impl Packer {
     }
 
     fn write_string(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
@@ -697,7 +686,7 @@ impl Packer {
     }
 
     fn write_bin(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(mut s) = RString::from_value(v) else {
             return Err(wrong_type(v, "String"));
@@ -706,14 +695,15 @@ impl Packer {
         // Like msgpack-ruby, transcode to BINARY: text that is not ASCII
         // raises Encoding::UndefinedConversionError.
         // SAFETY: coderange scan of a live String.
-        if crate::raw::enc_index(raw_s) != crate::raw::enc_indexes().binary
+        if unsafe { crate::runtime::raw::enc_index(raw_s) }
+            != crate::runtime::raw::enc_indexes().binary
             && unsafe { rb_sys::rb_enc_str_asciionly_p(raw_s) } == 0
         {
             s = RString::try_convert(s.funcall::<_, _, Value>("encode", ("ASCII-8BIT",))?)?;
         }
         // SAFETY: bytes of a live String, used before any Ruby call.
-        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
-        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
         let compat = this.compat();
         this.out(|o| {
             if compat {
@@ -728,7 +718,7 @@ impl Packer {
     }
 
     fn write_symbol(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(sym) = Symbol::from_value(v) else {
             return Err(wrong_type(v, "Symbol"));
@@ -738,7 +728,7 @@ impl Packer {
     }
 
     fn write_array(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(a) = RArray::from_value(v) else {
             return Err(wrong_type(v, "Array"));
@@ -749,7 +739,7 @@ impl Packer {
     }
 
     fn write_hash(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let Some(h) = RHash::from_value(v) else {
             return Err(wrong_type(v, "Hash"));
@@ -760,7 +750,7 @@ impl Packer {
     }
 
     fn write_extension(rb_self: Value, v: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         if !v.is_kind_of(ruby().class_struct()) {
             return Err(wrong_type(v, "Struct"));
@@ -772,15 +762,15 @@ impl Packer {
     }
 
     fn write_ext(rb_self: Value, ty: Value, payload: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
-        let ty = ext_registry::ext_type(ty)?;
+        let ty = crate::ext_types::registry::ext_type(ty)?;
         let Some(s) = RString::from_value(payload) else {
             return Err(wrong_type(payload, "String"));
         };
         // SAFETY: bytes of a live String, copied before any Ruby call.
-        let bytes = unsafe { crate::raw::str_bytes(s.as_raw()) };
-        let len = encode::len_u32(bytes.len()).map_err(|e| errors::arg_error(e.to_string()))?;
+        let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
+        let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
         this.out(|o| {
             encode::write_ext_header(o, ty, len);
             o.extend_from_slice(bytes);
@@ -790,7 +780,7 @@ impl Packer {
     }
 
     fn write_array_header(rb_self: Value, n: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
         this.out(|o| encode::write_array_header(o, n))?;
@@ -798,7 +788,7 @@ impl Packer {
     }
 
     fn write_map_header(rb_self: Value, n: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
         this.out(|o| encode::write_map_header(o, n))?;
@@ -806,7 +796,7 @@ impl Packer {
     }
 
     fn write_bin_header(rb_self: Value, n: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
         this.out(|o| encode::write_bin_header(o, n))?;
@@ -816,7 +806,7 @@ impl Packer {
     // ---- buffer & state ----
 
     fn flush(rb_self: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         this.flush_unless_nested()?;
         Ok(rb_self)
@@ -859,10 +849,10 @@ impl Packer {
         let parts: Vec<Vec<u8>> = q.slices().map(|s| s.to_vec()).collect();
         drop(q);
         if parts.is_empty() {
-            ary.push(buffer::binary(&[]))?;
+            ary.push(binary(&[]))?;
         }
         for p in parts {
-            ary.push(buffer::binary(&p))?;
+            ary.push(binary(&p))?;
         }
         Ok(ary)
     }
@@ -877,8 +867,9 @@ impl Packer {
 
     fn buffer(rb_self: Obj<Self>) -> Result<Value, Error> {
         if rb_self.view.is_nil() {
-            let v = buffer::new_view(rb_self.as_value())?;
-            rb_self.view.set(v.as_raw());
+            let v = new_view(rb_self)?;
+            // SAFETY: a live object just made; the packer marks `view`.
+            unsafe { rb_self.view.set(v.as_raw()) };
         }
         // SAFETY: kept alive by our mark callback.
         Ok(unsafe { Value::from_raw(rb_self.view.get()) })
@@ -903,7 +894,7 @@ impl Packer {
     fn registered_types_internal(&self) -> Result<RHash, Error> {
         self.registry
             .try_borrow()
-            .map_err(|_| crate::buffer_core::busy())?
+            .map_err(|_| busy_output())?
             .to_hash()
     }
 
@@ -916,21 +907,25 @@ impl Packer {
         if rb_self.is_frozen() {
             return Err(errors::frozen_error("MessagePack::Packer"));
         }
-        let ty = ext_registry::ext_type(ty)?;
-        let klass = ext_registry::ext_class(klass)?;
+        let ty = crate::ext_types::registry::ext_type(ty)?;
+        let klass = crate::ext_types::registry::ext_class(klass)?;
         let mut reg = rb_self
             .registry
             .try_borrow()
-            .map_err(|_| crate::buffer_core::busy())?
+            .map_err(|_| busy_output())?
             .clone();
-        Arc::make_mut(&mut reg).register(
-            ty,
-            klass,
-            proc_.as_raw(),
-            ext_registry::Direct::default(),
-            0,
-            crate::ractor::current_id(),
-        );
+        // SAFETY: live objects (arguments of this call); the packer marks
+        // its registries.
+        unsafe {
+            Arc::make_mut(&mut reg).register(
+                ty,
+                klass,
+                proc_.as_raw(),
+                crate::ext_types::registry::Direct::default(),
+                0,
+                crate::runtime::ractor::current_id(),
+            )
+        };
         rb_self.install_registry(reg);
         Ok(ruby().qnil().as_value())
     }
@@ -944,30 +939,19 @@ impl Packer {
     }
 }
 
-pub fn wrong_type(v: Value, expected: &str) -> Error {
-    errors::type_error(format!(
-        "wrong argument type {} (expected {expected})",
-        // SAFETY: classname of a live object.
-        unsafe { v.classname() }
-    ))
-}
+use errors::wrong_type;
 
 /// NUM2UINT semantics: negative numbers wrap to 32 bits; more than 32 bits
 /// raise RangeError.
 fn header_count(n: Value) -> Result<u32, Error> {
     let i = i64::try_convert(n)?;
     if i > u32::MAX as i64 || i < i32::MIN as i64 {
-        return Err(errors::range_error(format!(
-            "integer {i} too big to convert to {}",
-            errors::quoted("unsigned int")
-        )));
+        return Err(errors::integer_too_big(i, "unsigned int"));
     }
     Ok(i as u32)
 }
 
-fn busy_output() -> Error {
-    in_use("its buffer is being written (re-entrant call)")
-}
+use errors::packer_output_busy as busy_output;
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("Packer", ruby.class_object())?;
@@ -1014,7 +998,27 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Packer::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(crate::memory::packer_compact, 0))?;
+    class.define_method("compact!", method!(Packer::compact, 0))?;
     undef_copy(class)?;
     Ok(())
+}
+
+impl crate::memory::Compactable for Packer {
+    fn tracker(&self) -> &crate::memory::Tracker {
+        &self.tracker
+    }
+    /// Its memsize is what it holds.
+    fn held_bytes(&self) -> usize {
+        DataTypeFunctions::size(self)
+    }
+    fn release(&self) {
+        self.compact_memory();
+    }
+}
+
+impl Packer {
+    /// `compact!`: a report for this instance alone.
+    fn compact(&self) -> Result<Value, Error> {
+        crate::memory::compact_one(self)
+    }
 }

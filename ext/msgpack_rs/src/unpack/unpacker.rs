@@ -7,15 +7,17 @@
 //! it, from an ext proc or from another thread, raises
 //! `MessagePack::UnpackError` before changing anything. Between the objects
 //! `each` yields, no read is running: the block may do anything.
-use crate::buffer::{self, undef_copy};
-use crate::buffer_core::{opt, opt_flag, BufferCore};
-use crate::builder::{RubyBuilder, UnpackOptions};
-use crate::errors::{self, ruby};
-use crate::ext_registry::{self, UnpackRegistry};
-use crate::gc_ref::{self, GcRef, Published};
-use crate::packer::split_io_options;
-use crate::raw;
-use crate::value_stack::ValueStack;
+use crate::buffer::class::{new_view, undef_copy, BufferOwner};
+use crate::buffer::core::BufferCore;
+use crate::ext_types::registry::UnpackRegistry;
+use crate::runtime::errors;
+use crate::runtime::gc_ref::{self, GcRef, Published};
+use crate::runtime::options::{split_io_options, BadOptions};
+use crate::runtime::raw;
+use crate::runtime::ruby;
+use crate::runtime::value_stack::ValueStack;
+use crate::unpack::builder::{RubyBuilder, UnpackOptions};
+use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     method,
     prelude::*,
@@ -24,7 +26,7 @@ use magnus::{
     value::ReprValue,
     DataTypeFunctions, Error, RHash, RModule, RString, Ruby, TypedData, Value,
 };
-use msgpack_rs_core::{parse_header, DecodeError, Header, LimitKind, Limits, Step, StreamDecoder};
+use msgpack_rs_core::{parse_header, Header, LimitKind, Limits, Step, StreamDecoder};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
@@ -83,7 +85,7 @@ impl Drop for ReadCall<'_> {
         let n = self.calls.active.get().saturating_sub(1);
         self.calls.active.set(n);
         if n == 0 {
-            self.calls.thread.set(raw::NIL);
+            self.calls.thread.clear();
         }
     }
 }
@@ -127,7 +129,7 @@ impl Default for Unpacker {
     fn default() -> Self {
         Unpacker {
             tracker: Default::default(),
-            owner: crate::ractor::current_id(),
+            owner: crate::runtime::ractor::current_id(),
             buf: Default::default(),
             state: Default::default(),
             state_bytes: Default::default(),
@@ -144,32 +146,32 @@ impl Default for Unpacker {
 }
 
 impl DataTypeFunctions for Unpacker {
-    fn mark(&self, _: &magnus::gc::Marker) {
+    fn mark(&self, marker: &magnus::gc::Marker) {
         let full = gc_ref::may_read_state(self.owner);
-        self.buf.mark(full);
-        self.view.mark();
-        self.calls.thread.mark();
+        self.buf.mark(marker, full);
+        self.view.mark(marker);
+        self.calls.thread.mark(marker);
         if !full {
             return;
         }
-        self.values.mark();
+        self.values.mark(marker);
         if let Some(r) = gc_ref::peek(&self.registry) {
-            r.mark();
+            r.mark(marker);
         }
         if let Some(old) = gc_ref::peek(&self.retired) {
-            old.iter().for_each(|r| r.mark());
+            old.iter().for_each(|r| r.mark(marker));
         }
     }
-    fn compact(&self, _: &magnus::gc::Compactor) {
-        self.buf.update_references();
-        self.values.update();
-        self.view.update();
-        self.calls.thread.update();
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
+        self.buf.update_references(compactor);
+        self.values.update(compactor);
+        self.view.update(compactor);
+        self.calls.thread.update(compactor);
         if let Some(r) = gc_ref::peek(&self.registry) {
-            r.update_references();
+            r.update_references(compactor);
         }
         if let Some(old) = gc_ref::peek(&self.retired) {
-            old.iter().for_each(|r| r.update_references());
+            old.iter().for_each(|r| r.update_references(compactor));
         }
     }
     fn size(&self) -> usize {
@@ -180,20 +182,9 @@ impl DataTypeFunctions for Unpacker {
     }
 }
 
-fn unexpected_type() -> Error {
-    errors::error(errors::Kind::UnexpectedType, "unexpected type")
-}
-
-fn reentrant() -> Error {
-    errors::error(
-        errors::Kind::Unpack,
-        "Unpacker is in use (re-entrant call from an extension callback?)",
-    )
-}
-
-fn other_thread() -> Error {
-    errors::error(errors::Kind::Unpack, "Unpacker is in use by another thread")
-}
+use errors::{
+    unexpected_type, unpacker_other_thread as other_thread, unpacker_reentrant as reentrant,
+};
 
 /// What a read attempt produced.
 enum Got {
@@ -202,46 +193,22 @@ enum Got {
     NeedMore,
 }
 
-fn limit_option(options: Option<RHash>, key: &str) -> Result<Option<u64>, Error> {
-    match opt(options, key) {
-        Some(v) if !v.is_nil() => Ok(Some(u64::try_convert(v)?)),
-        _ => Ok(None),
+impl BufferOwner for Unpacker {
+    fn buffer_core(&self) -> &BufferCore {
+        &self.buf
     }
-}
 
-/// Reads hostile-input limits from the options (all optional).
-pub fn parse_limits(options: Option<RHash>) -> Result<Limits, Error> {
-    let mut l = Limits::default();
-    let clamp = |n: u64| n.min(u32::MAX as u64) as u32;
-    if let Some(n) = limit_option(options, "max_depth")? {
-        l.max_depth = n.min(usize::MAX as u64) as usize;
+    /// Changes through the view are refused while another thread reads
+    /// (from the reading thread they are checked by the buffer itself).
+    fn check_buffer_change(&self) -> Result<(), Error> {
+        if self.calls.active.get() > 0 && self.calls.thread.get() != current_thread() {
+            return Err(other_thread());
+        }
+        Ok(())
     }
-    if let Some(n) = limit_option(options, "max_array_len")? {
-        l.max_array_len = clamp(n);
-    }
-    if let Some(n) = limit_option(options, "max_map_len")? {
-        l.max_map_len = clamp(n);
-    }
-    if let Some(n) = limit_option(options, "max_str_len")? {
-        l.max_str_len = clamp(n);
-    }
-    if let Some(n) = limit_option(options, "max_bin_len")? {
-        l.max_bin_len = clamp(n);
-    }
-    if let Some(n) = limit_option(options, "max_ext_len")? {
-        l.max_ext_len = clamp(n);
-    }
-    Ok(l)
 }
 
 impl Unpacker {
-    pub fn with_buffer_core<R>(
-        &self,
-        f: impl FnOnce(&BufferCore) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        f(&self.buf)
-    }
-
     /// An unpacker carrying a factory's registrations.
     pub fn with_registry(registry: Arc<UnpackRegistry>, optimized_symbols: bool) -> Unpacker {
         let u = Unpacker {
@@ -257,13 +224,10 @@ impl Unpacker {
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
         crate::memory::track(self);
         self.check_idle()?;
-        let (io, options) = split_io_options(args, false)?;
-        let limits = parse_limits(options)?;
-        let mut o = self.opts.get();
-        o.symbolize_keys = opt_flag(options, "symbolize_keys");
-        o.freeze = opt_flag(options, "freeze");
-        o.allow_unknown_ext = opt_flag(options, "allow_unknown_ext");
-        self.opts.set(o);
+        let (io, options) = split_io_options(args, BadOptions::ArgumentError)?;
+        let settings = DecodeSettings::parse(options, self.opts.get().optimized_symbols)?;
+        let limits = settings.limits;
+        self.opts.set(settings.opts);
         self.limits.set(limits);
         self.state
             .try_borrow_mut()
@@ -286,7 +250,9 @@ impl Unpacker {
                 return Err(self.calls.refusal());
             }
         } else {
-            self.calls.thread.set(current_thread());
+            // SAFETY: the current Thread, alive while it runs this read; the
+            // unpacker marks `calls.thread`.
+            unsafe { self.calls.thread.set(current_thread()) };
         }
         self.calls.active.set(active + 1);
         Ok(ReadCall { calls: &self.calls })
@@ -298,15 +264,6 @@ impl Unpacker {
             return Ok(());
         }
         Err(self.calls.refusal())
-    }
-
-    /// For `buffer` views: changes are refused while another thread reads
-    /// (from the reading thread they are checked by the buffer itself).
-    pub fn check_buffer_change(&self) -> Result<(), Error> {
-        if self.calls.active.get() > 0 && self.calls.thread.get() != current_thread() {
-            return Err(other_thread());
-        }
-        Ok(())
     }
 
     /// Fails unless feeding is safe now: no read runs, or only recursive
@@ -421,10 +378,7 @@ impl Unpacker {
             .get(ty)
             .cloned();
         let Some(entry) = entry else {
-            return Err(errors::error(
-                errors::Kind::UnknownExtType,
-                "unexpected extension type",
-            ));
+            return Err(errors::unknown_ext_type());
         };
         let outer = {
             let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
@@ -441,14 +395,7 @@ impl Unpacker {
         let payload_start = self.buf.q()?.consumed();
         self.nest_base.set(level_base);
         self.calls.recursive.set(self.calls.recursive.get() + 1);
-        let r = ext_registry::call_unpacker(
-            entry.unpacker.get(),
-            entry.direct.call(),
-            ty,
-            entry.klass.get(),
-            entry.owner,
-            me,
-        );
+        let r = entry.call(ty, me);
         self.calls.recursive.set(self.calls.recursive.get() - 1);
         self.nest_base.set(outer_base);
         // Whatever the nested reads left half done is gone with them.
@@ -473,7 +420,8 @@ impl Unpacker {
             }
         };
         let v = if self.opts.get().freeze {
-            raw::freeze(v.as_raw())
+            // SAFETY: a live object the proc returned.
+            unsafe { raw::freeze(v.as_raw()) }
         } else {
             v.as_raw()
         };
@@ -498,7 +446,7 @@ impl Unpacker {
     }
 
     pub fn read(rb_self: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         if let Some(v) = this.read_scalar() {
             return Ok(v);
         }
@@ -510,7 +458,7 @@ impl Unpacker {
 
     /// Skips one object (or the rest of the one a read left unfinished).
     fn skip(rb_self: Value) -> Result<(), Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         this.skip_one()
     }
 
@@ -527,7 +475,7 @@ impl Unpacker {
                 // A partial object's containers were dropped: their values too.
                 self.values.truncate(self.nest_base.get());
                 self.buf.q_mut()?.set_front_pos(pos);
-                r.map_err(errors::decode_error)?
+                r.map_err(errors::decode)?
             };
             if done {
                 return Ok(());
@@ -551,10 +499,7 @@ impl Unpacker {
             .depth()
             > 0
         {
-            return Err(errors::error(
-                errors::Kind::Unpack,
-                "an object is half read: read it to the end, skip it or reset before reading a header",
-            ));
+            return Err(errors::half_read());
         }
         loop {
             let done = {
@@ -568,7 +513,7 @@ impl Unpacker {
                 let r = st.decoder.discard_leftover(bytes, &mut pos);
                 drop(q);
                 self.buf.q_mut()?.set_front_pos(pos);
-                r.map_err(errors::decode_error)?
+                r.map_err(errors::decode)?
             };
             if done {
                 return Ok(true);
@@ -631,11 +576,7 @@ impl Unpacker {
         };
         self.buf.q_mut()?.consume(hlen);
         if n > max {
-            return Err(errors::decode_error(DecodeError::LimitExceeded {
-                kind,
-                len: n,
-                max,
-            }));
+            return Err(errors::limit(kind, n, max));
         }
         Ok(n)
     }
@@ -649,7 +590,7 @@ impl Unpacker {
     }
 
     pub fn feed(rb_self: Value, data: Value) -> Result<Value, Error> {
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let s = RString::try_convert(data)?;
         this.check_feedable()?;
         this.buf.feed_string(s)?;
@@ -662,7 +603,7 @@ impl Unpacker {
         if !ruby().block_given() {
             return Ok(rb_self.enumeratorize("each", ()).as_value());
         }
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         loop {
             let got = match this.read_value(rb_self) {
                 Ok(g) => g,
@@ -706,18 +647,17 @@ impl Unpacker {
     /// Reads one object and requires the current chunk to be fully used.
     pub fn full_unpack(rb_self: Value) -> Result<Value, Error> {
         let v = Self::read(rb_self)?;
-        let this = crate::receiver::this::<Self>(rb_self)?;
+        let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let extra = this.buf.q()?.front().len();
-        if extra > 0 {
-            return Err(errors::decode_error(DecodeError::ExtraBytes(extra)));
-        }
+        check_nothing_left(extra)?;
         Ok(v)
     }
 
     fn buffer(rb_self: Obj<Self>) -> Result<Value, Error> {
         if rb_self.view.is_nil() {
-            let v = buffer::new_view(rb_self.as_value())?;
-            rb_self.view.set(v.as_raw());
+            let v = new_view(rb_self)?;
+            // SAFETY: a live object just made; the unpacker marks `view`.
+            unsafe { rb_self.view.set(v.as_raw()) };
         }
         // SAFETY: kept alive by our mark callback.
         Ok(unsafe { Value::from_raw(rb_self.view.get()) })
@@ -751,17 +691,21 @@ impl Unpacker {
         if rb_self.is_frozen() {
             return Err(errors::frozen_error("MessagePack::Unpacker"));
         }
-        let ty = ext_registry::ext_type(ty)?;
+        let ty = crate::ext_types::registry::ext_type(ty)?;
         let mut reg = rb_self.registry.try_borrow_mut().map_err(|_| reentrant())?;
         let mut updated = UnpackRegistry::clone(&reg);
-        updated.register(
-            ty,
-            klass.as_raw(),
-            proc_.as_raw(),
-            ext_registry::Direct::default(),
-            0,
-            crate::ractor::current_id(),
-        );
+        // SAFETY: live objects (arguments of this call); the unpacker
+        // marks its registries.
+        unsafe {
+            updated.register(
+                ty,
+                klass.as_raw(),
+                proc_.as_raw(),
+                crate::ext_types::registry::Direct::default(),
+                0,
+                crate::runtime::ractor::current_id(),
+            )
+        };
         let old = std::mem::replace(&mut *reg, Arc::new(updated));
         drop(reg);
         let mut retired = rb_self.retired.try_borrow_mut().map_err(|_| reentrant())?;
@@ -831,7 +775,27 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Unpacker::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(crate::memory::unpacker_compact, 0))?;
+    class.define_method("compact!", method!(Unpacker::compact, 0))?;
     undef_copy(class)?;
     Ok(())
+}
+
+impl crate::memory::Compactable for Unpacker {
+    fn tracker(&self) -> &crate::memory::Tracker {
+        &self.tracker
+    }
+    /// Its memsize is what it holds.
+    fn held_bytes(&self) -> usize {
+        DataTypeFunctions::size(self)
+    }
+    fn release(&self) {
+        self.compact_memory();
+    }
+}
+
+impl Unpacker {
+    /// `compact!`: a report for this instance alone.
+    fn compact(&self) -> Result<Value, Error> {
+        crate::memory::compact_one(self)
+    }
 }

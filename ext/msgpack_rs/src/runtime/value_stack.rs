@@ -14,7 +14,9 @@
 //! T_DATA objects without write-barrier protection (as msgpack-ruby's
 //! unpacker stack): the GC re-marks them at every minor GC, so in-flight
 //! values age normally and are not promoted all at once.
-use crate::gc_ref::Published;
+use super::gc_ref::Published;
+use magnus::gc::{Compactor, Marker};
+use magnus::{rb_sys::AsRawValue, rb_sys::FromRawValue, Value};
 use rb_sys::VALUE;
 use std::cell::UnsafeCell;
 
@@ -80,7 +82,7 @@ impl ValueStack {
     /// The value at `idx` (nil past the end).
     #[inline(always)]
     pub fn get(&self, idx: usize) -> VALUE {
-        self.with(|s| s.get(idx).copied().unwrap_or(crate::raw::NIL))
+        self.with(|s| s.get(idx).copied().unwrap_or(super::raw::NIL))
     }
 
     /// Pointer to the slots from `start` on, and how many there are. The
@@ -117,27 +119,24 @@ impl ValueStack {
     }
 
     /// For the owner's dmark callback, when `gc_ref::may_read_state`.
-    pub fn mark(&self) {
+    pub fn mark(&self, marker: &Marker) {
         self.with(|s| {
             for &v in s.iter() {
                 if !rb_sys::SPECIAL_CONST_P(v) {
-                    // SAFETY: inside a mark callback; `v` is a live object
-                    // this stack keeps alive.
-                    unsafe { rb_sys::rb_gc_mark_movable(v) }
+                    // SAFETY: a live object this stack keeps alive.
+                    marker.mark_movable(unsafe { Value::from_raw(v) });
                 }
             }
         })
     }
 
     /// For the owner's dcompact callback.
-    pub fn update(&self) {
+    pub fn update(&self, compactor: &Compactor) {
         self.with(|s| {
             for v in s.iter_mut() {
                 if !rb_sys::SPECIAL_CONST_P(*v) {
-                    // SAFETY: inside a compact callback, for an object we
-                    // marked movable; rb_gc_location neither allocates nor
-                    // raises.
-                    *v = unsafe { rb_sys::rb_gc_location(*v) };
+                    // SAFETY: an object this stack marked movable.
+                    *v = compactor.location(unsafe { Value::from_raw(*v) }).as_raw();
                 }
             }
         })

@@ -3,9 +3,10 @@
 //!
 //! Every Ruby object in here is a [`GcRef`], marked movable and updated on
 //! compaction by whoever owns the registry.
-use crate::errors;
-use crate::gc_ref::GcRef;
-use crate::raw;
+use crate::runtime::errors;
+use crate::runtime::gc_ref::GcRef;
+use crate::runtime::ractor::{callable_here, check_callable_owned};
+use crate::runtime::raw;
 use magnus::{
     rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer, RClass, RHash,
     RModule, Value,
@@ -88,7 +89,9 @@ impl Direct {
             let mid = unsafe { rb_sys::rb_sym2id(name.as_raw()) };
             return Ok(Direct {
                 kind: DirectKind::Send,
-                receiver: GcRef::new(receiver.as_raw()),
+                // SAFETY: a live object; a Direct is held by a registry
+                // entry, whose holder marks it (`Direct::mark`).
+                receiver: unsafe { GcRef::new(receiver.as_raw()) },
                 mid,
             });
         }
@@ -106,19 +109,20 @@ impl Direct {
         if unsafe { rb_sys::rb_obj_is_method(v.as_raw()) } == raw::TRUE {
             return Ok(Direct {
                 kind: DirectKind::Method,
-                receiver: GcRef::new(v.as_raw()),
+                // SAFETY: as for `Send` above.
+                receiver: unsafe { GcRef::new(v.as_raw()) },
                 mid: 0,
             });
         }
         Ok(Direct::default())
     }
 
-    fn mark(&self) {
-        self.receiver.mark();
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        self.receiver.mark(marker);
     }
 
-    fn update(&self) {
-        self.receiver.update();
+    fn update(&self, compactor: &magnus::gc::Compactor) {
+        self.receiver.update(compactor);
     }
 }
 
@@ -128,19 +132,10 @@ pub const FLAG_OPTIMIZED_SYMBOLS: u8 = 4;
 /// Validates an ext type id: an Integer in -128..127.
 pub fn ext_type(v: Value) -> Result<i8, Error> {
     let Some(i) = Integer::from_value(v) else {
-        return Err(errors::type_error(format!(
-            "wrong argument type {} (expected Integer)",
-            // SAFETY: classname of a live object.
-            unsafe { v.classname() }
-        )));
+        return Err(errors::wrong_type(v, "Integer"));
     };
     let n = i.to_i64().unwrap_or(i64::MAX);
-    i8::try_from(n).map_err(|_| {
-        errors::range_error(format!(
-            "integer {n} too big to convert to {}",
-            errors::quoted("signed char")
-        ))
-    })
+    i8::try_from(n).map_err(|_| errors::integer_too_big(n, "signed char"))
 }
 
 /// Validates a Class/Module argument.
@@ -148,11 +143,7 @@ pub fn ext_class(v: Value) -> Result<VALUE, Error> {
     if RModule::from_value(v).is_some() || RClass::from_value(v).is_some() {
         Ok(v.as_raw())
     } else {
-        Err(errors::arg_error(format!(
-            "expected Module/Class but found {}.",
-            // SAFETY: classname of a live object.
-            unsafe { v.classname() }
-        )))
+        Err(errors::not_a_module(v))
     }
 }
 
@@ -164,7 +155,7 @@ pub struct PackEntry {
     pub packer: GcRef,
     pub direct: Direct,
     pub flags: u8,
-    /// The Ractor that registered it (`crate::ractor::current_id`).
+    /// The Ractor that registered it (`crate::runtime::ractor::current_id`).
     pub owner: u64,
 }
 
@@ -189,7 +180,11 @@ impl PackRegistry {
     }
 
     /// Registers (or replaces, keeping its position) the entry for `klass`.
-    pub fn register(
+    ///
+    /// # Safety
+    /// `klass` and `packer` must be live objects (or immediates); the
+    /// registry's holder marks them from now on.
+    pub unsafe fn register(
         &mut self,
         ty: i8,
         klass: VALUE,
@@ -200,15 +195,18 @@ impl PackRegistry {
     ) {
         if let Some(e) = self.entries.iter_mut().find(|e| e.klass.get() == klass) {
             e.ty = ty;
-            e.packer.set(packer);
+            // SAFETY: per the contract.
+            unsafe { e.packer.set(packer) };
             e.direct = direct;
             e.flags = flags;
             e.owner = owner;
         } else {
+            // SAFETY: per the contract.
+            let (klass, packer) = unsafe { (GcRef::new(klass), GcRef::new(packer)) };
             self.entries.push(PackEntry {
-                klass: GcRef::new(klass),
+                klass,
                 ty,
-                packer: GcRef::new(packer),
+                packer,
                 direct,
                 flags,
                 owner,
@@ -220,22 +218,22 @@ impl PackRegistry {
     pub fn all_shareable(&self) -> bool {
         self.entries
             .iter()
-            .all(|e| crate::ractor::is_shareable(e.packer.get()))
+            .all(|e| crate::runtime::ractor::held_is_shareable(&e.packer))
     }
 
     /// Whether the current Ractor may call every registered callable.
     pub fn all_callable_here(&self) -> bool {
         self.entries
             .iter()
-            .all(|e| crate::ractor::callable_here(e.packer.get(), e.owner))
+            .all(|e| crate::runtime::ractor::held_callable_here(&e.packer, e.owner))
     }
 
     /// A copy with nil for the callables the current Ractor may not call.
     pub fn without_foreign_callables(&self) -> PackRegistry {
         let mut copy = self.clone();
         for e in &mut copy.entries {
-            if !crate::ractor::callable_here(e.packer.get(), e.owner) {
-                e.packer.set(raw::NIL);
+            if !crate::runtime::ractor::held_callable_here(&e.packer, e.owner) {
+                e.packer.clear();
                 e.direct = Direct::default();
             }
         }
@@ -261,7 +259,7 @@ impl PackRegistry {
 
     /// `{klass => [type, packer, flags]}`.
     pub fn to_hash(&self) -> Result<RHash, Error> {
-        let h = crate::errors::ruby().hash_new();
+        let h = crate::runtime::ruby().hash_new();
         for e in &self.entries {
             // SAFETY: live objects kept alive by the owner's mark callback.
             let (k, p) = unsafe {
@@ -270,8 +268,8 @@ impl PackRegistry {
                     Value::from_raw(e.packer.get()),
                 )
             };
-            let p = if !crate::ractor::callable_here(e.packer.get(), e.owner) {
-                crate::errors::ruby().qnil().as_value()
+            let p = if !crate::runtime::ractor::held_callable_here(&e.packer, e.owner) {
+                crate::runtime::ruby().qnil().as_value()
             } else {
                 p
             };
@@ -280,19 +278,19 @@ impl PackRegistry {
         Ok(h)
     }
 
-    pub fn mark(&self) {
+    pub fn mark(&self, marker: &magnus::gc::Marker) {
         for e in &self.entries {
-            e.klass.mark();
-            e.packer.mark();
-            e.direct.mark();
+            e.klass.mark(marker);
+            e.packer.mark(marker);
+            e.direct.mark(marker);
         }
     }
 
-    pub fn update_references(&self) {
+    pub fn update_references(&self, compactor: &magnus::gc::Compactor) {
         for e in &self.entries {
-            e.klass.update();
-            e.packer.update();
-            e.direct.update();
+            e.klass.update(compactor);
+            e.packer.update(compactor);
+            e.direct.update(compactor);
         }
     }
 }
@@ -304,8 +302,27 @@ pub struct UnpackEntry {
     pub unpacker: GcRef,
     pub direct: Direct,
     pub flags: u8,
-    /// The Ractor that registered it (`crate::ractor::current_id`).
+    /// The Ractor that registered it (`crate::runtime::ractor::current_id`).
     pub owner: u64,
+}
+
+impl UnpackEntry {
+    /// Calls this entry's unpacker for ext `ty` with `arg` (the payload, or
+    /// the Unpacker for a recursive type).
+    pub fn call(&self, ty: i8, arg: Value) -> Result<Value, Error> {
+        // SAFETY: GcRefs hold live objects (their contract: the registry's
+        // holder marks them).
+        unsafe {
+            call_unpacker(
+                self.unpacker.get(),
+                self.direct.call(),
+                ty,
+                self.klass.get(),
+                self.owner,
+                arg,
+            )
+        }
+    }
 }
 
 /// Unpack-side registrations: a 256-slot table indexed by type id, shared
@@ -341,7 +358,11 @@ impl UnpackRegistry {
         self.slots.get(ty as u8 as usize).and_then(|s| s.as_ref())
     }
 
-    pub fn register(
+    /// Registers (or replaces) the entry for `ty`.
+    ///
+    /// # Safety
+    /// As [`PackRegistry::register`].
+    pub unsafe fn register(
         &mut self,
         ty: i8,
         klass: VALUE,
@@ -357,9 +378,11 @@ impl UnpackRegistry {
             if slot.is_none() {
                 self.count += 1;
             }
+            // SAFETY: per the contract.
+            let (klass, unpacker) = unsafe { (GcRef::new(klass), GcRef::new(unpacker)) };
             *slot = Some(UnpackEntry {
-                klass: GcRef::new(klass),
-                unpacker: GcRef::new(unpacker),
+                klass,
+                unpacker,
                 direct,
                 flags,
                 owner,
@@ -372,7 +395,7 @@ impl UnpackRegistry {
         self.slots
             .iter()
             .flatten()
-            .all(|e| crate::ractor::is_shareable(e.unpacker.get()))
+            .all(|e| crate::runtime::ractor::held_is_shareable(&e.unpacker))
     }
 
     /// Whether the current Ractor may call every registered callable.
@@ -380,15 +403,15 @@ impl UnpackRegistry {
         self.slots
             .iter()
             .flatten()
-            .all(|e| crate::ractor::callable_here(e.unpacker.get(), e.owner))
+            .all(|e| crate::runtime::ractor::held_callable_here(&e.unpacker, e.owner))
     }
 
     /// A copy with nil for the callables the current Ractor may not call.
     pub fn without_foreign_callables(&self) -> UnpackRegistry {
         let mut copy = self.clone();
         for e in copy.slots.iter_mut().flatten() {
-            if !crate::ractor::callable_here(e.unpacker.get(), e.owner) {
-                e.unpacker.set(raw::NIL);
+            if !crate::runtime::ractor::held_callable_here(&e.unpacker, e.owner) {
+                e.unpacker.clear();
                 e.direct = Direct::default();
             }
         }
@@ -397,7 +420,7 @@ impl UnpackRegistry {
 
     /// `{type => [klass, unpacker, flags]}`.
     pub fn to_hash(&self) -> Result<RHash, Error> {
-        let h = crate::errors::ruby().hash_new();
+        let h = crate::runtime::ruby().hash_new();
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(e) = slot {
                 // SAFETY: live objects kept alive by the owner's mark callback.
@@ -407,8 +430,8 @@ impl UnpackRegistry {
                         Value::from_raw(e.unpacker.get()),
                     )
                 };
-                let u = if !crate::ractor::callable_here(e.unpacker.get(), e.owner) {
-                    crate::errors::ruby().qnil().as_value()
+                let u = if !crate::runtime::ractor::held_callable_here(&e.unpacker, e.owner) {
+                    crate::runtime::ruby().qnil().as_value()
                 } else {
                     u
                 };
@@ -418,19 +441,19 @@ impl UnpackRegistry {
         Ok(h)
     }
 
-    pub fn mark(&self) {
+    pub fn mark(&self, marker: &magnus::gc::Marker) {
         for e in self.slots.iter().flatten() {
-            e.klass.mark();
-            e.unpacker.mark();
-            e.direct.mark();
+            e.klass.mark(marker);
+            e.unpacker.mark(marker);
+            e.direct.mark(marker);
         }
     }
 
-    pub fn update_references(&self) {
+    pub fn update_references(&self, compactor: &magnus::gc::Compactor) {
         for e in self.slots.iter().flatten() {
-            e.klass.update();
-            e.unpacker.update();
-            e.direct.update();
+            e.klass.update(compactor);
+            e.unpacker.update(compactor);
+            e.direct.update(compactor);
         }
     }
 }
@@ -441,13 +464,18 @@ impl UnpackRegistry {
 fn call_callable(callable: VALUE, argv: &[VALUE]) -> Result<Value, Error> {
     let argc = argv.len() as std::os::raw::c_int;
     // SAFETY: `callable` is a live object from a registry.
-    let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable) } == crate::raw::TRUE;
+    let is_proc = unsafe { rb_sys::rb_obj_is_proc(callable) } == crate::runtime::raw::TRUE;
     let r = magnus::rb_sys::protect(|| {
         // SAFETY: live arguments in `argv`, which outlives the call; errors
         // are caught by `protect`.
         unsafe {
             if is_proc {
-                rb_sys::rb_proc_call_with_block(callable, argc, argv.as_ptr(), crate::raw::NIL)
+                rb_sys::rb_proc_call_with_block(
+                    callable,
+                    argc,
+                    argv.as_ptr(),
+                    crate::runtime::raw::NIL,
+                )
             } else {
                 rb_sys::rb_funcallv(callable, call_id(), argc, argv.as_ptr())
             }
@@ -479,7 +507,11 @@ fn describe(side: &str, ty: i8, klass: VALUE) -> String {
 /// Calls a registered packer: through its direct call when it has one, a
 /// Symbol names a method of `obj` (called with `extra`), anything else gets
 /// `call(obj, *extra)`.
-pub fn call_packer(
+///
+/// # Safety
+/// `callable`, `klass` and `direct`'s receiver must be live (taken from a
+/// registry entry its holder marks, and not kept past this call).
+pub unsafe fn call_packer(
     callable: VALUE,
     direct: DirectCall,
     ty: i8,
@@ -488,7 +520,8 @@ pub fn call_packer(
     obj: Value,
     extra: &[Value],
 ) -> Result<Value, Error> {
-    crate::ractor::check_callable_owned(callable, owner, || describe("packer", ty, klass))?;
+    // SAFETY: per the contract.
+    unsafe { check_callable_owned(callable, owner, || describe("packer", ty, klass))? };
     // At most the object and the packer: no allocation for the arguments.
     let mut argv = [raw::NIL; 2];
     let n = 1 + extra.len().min(1);
@@ -498,7 +531,8 @@ pub fn call_packer(
     }
     match direct.kind {
         DirectKind::Public => return call_direct(obj.as_raw(), direct.mid, &argv[1..n]),
-        DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
+        // SAFETY: per the contract.
+        DirectKind::Method if unsafe { callable_here(direct.receiver, owner) } => {
             return call_method(direct.receiver, &argv[..n]);
         }
         DirectKind::Send => return call_send(direct.receiver, direct.mid, &argv[..n]),
@@ -515,7 +549,10 @@ pub fn call_packer(
 
 /// Calls a registered unpacker: through its direct call when it has one, a
 /// Symbol names a class method of `klass`, anything else gets `call(arg)`.
-pub fn call_unpacker(
+///
+/// # Safety
+/// As [`call_packer`].
+pub unsafe fn call_unpacker(
     callable: VALUE,
     direct: DirectCall,
     ty: i8,
@@ -523,11 +560,13 @@ pub fn call_unpacker(
     owner: u64,
     arg: Value,
 ) -> Result<Value, Error> {
-    crate::ractor::check_callable_owned(callable, owner, || describe("unpacker", ty, klass))?;
+    // SAFETY: per the contract.
+    unsafe { check_callable_owned(callable, owner, || describe("unpacker", ty, klass))? };
     let argv = [arg.as_raw()];
     match direct.kind {
         DirectKind::Public => return call_direct(arg.as_raw(), direct.mid, &[]),
-        DirectKind::Method if crate::ractor::callable_here(direct.receiver, owner) => {
+        // SAFETY: per the contract.
+        DirectKind::Method if unsafe { callable_here(direct.receiver, owner) } => {
             return call_method(direct.receiver, &argv);
         }
         DirectKind::Send => return call_send(direct.receiver, direct.mid, &argv),

@@ -7,14 +7,14 @@
 //! behind a lock and are swapped copy-on-write: packers and unpackers take a
 //! reference-counted snapshot when created. The lock is never held while
 //! Ruby code runs or allocates.
-use crate::errors::{self, ruby};
-use crate::ext_registry::{
-    self, PackRegistry, UnpackRegistry, FLAG_OPTIMIZED_SYMBOLS, FLAG_OVERSIZED_INTEGER,
-    FLAG_RECURSIVE,
+use crate::ext_types::registry::{
+    PackRegistry, UnpackRegistry, FLAG_OPTIMIZED_SYMBOLS, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE,
 };
-use crate::packer::Packer;
-use crate::ractor;
-use crate::unpacker::Unpacker;
+use crate::pack::packer::Packer;
+use crate::runtime::errors;
+use crate::runtime::ractor;
+use crate::runtime::ruby;
+use crate::unpack::unpacker::Unpacker;
 use magnus::{
     method, prelude::*, rb_sys::AsRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
     Error, RArray, RHash, RModule, Ruby, TypedData, Value,
@@ -108,13 +108,13 @@ impl Factory {
 }
 
 impl DataTypeFunctions for Factory {
-    fn mark(&self, _: &magnus::gc::Marker) {
-        self.each_registry(PackRegistry::mark, UnpackRegistry::mark);
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        self.each_registry(|r| r.mark(marker), |r| r.mark(marker));
     }
-    fn compact(&self, _: &magnus::gc::Compactor) {
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
         self.each_registry(
-            PackRegistry::update_references,
-            UnpackRegistry::update_references,
+            |r| r.update_references(compactor),
+            |r| r.update_references(compactor),
         );
     }
     fn size(&self) -> usize {
@@ -128,14 +128,7 @@ impl DataTypeFunctions for Factory {
     }
 }
 
-/// A lock poisoned by a panic while it was held (never expected: nothing
-/// under these locks panics).
-fn poisoned() -> Error {
-    Error::new(
-        ruby().exception_runtime_error(),
-        "MessagePack::Factory is unusable: a panic happened while its tables were being changed",
-    )
-}
+use errors::factory_poisoned as poisoned;
 
 impl Factory {
     fn snapshot(&self) -> Result<Tables, Error> {
@@ -242,8 +235,8 @@ impl Factory {
         if rb_self.is_frozen() {
             return Err(errors::frozen_error("MessagePack::Factory"));
         }
-        let ty = ext_registry::ext_type(ty)?;
-        let klass_raw = ext_registry::ext_class(klass)?;
+        let ty = crate::ext_types::registry::ext_type(ty)?;
+        let klass_raw = crate::ext_types::registry::ext_class(klass)?;
         let ruby = ruby();
         let options = if options.is_nil() {
             None
@@ -272,14 +265,21 @@ impl Factory {
         // gem does): the type shows in registered_types either way.
         let packer = Some(get("packer").unwrap_or(nil));
         let unpacker = Some(get("unpacker").unwrap_or(nil));
-        let packer_direct = ext_registry::Direct::from_option(get("packer_call"))?;
-        let unpacker_direct = ext_registry::Direct::from_option(get("unpacker_call"))?;
+        let packer_direct = crate::ext_types::registry::Direct::from_option(get("packer_call"))?;
+        let unpacker_direct =
+            crate::ext_types::registry::Direct::from_option(get("unpacker_call"))?;
         let owner = ractor::current_id();
-        if ractor::is_shareable(rb_self.as_raw()) && !ractor::in_main_ractor() {
+        // SAFETY: live objects (the receiver and arguments of this call).
+        if unsafe { ractor::is_shareable(rb_self.as_raw()) } && !ractor::in_main_ractor() {
             // Another Ractor may be reading this factory: only shareable
             // callables may go in from here.
             for c in [packer, unpacker].into_iter().flatten() {
-                ractor::check_callable(c.as_raw(), || format!("the callable for ext type {ty}"))?;
+                // SAFETY: as above.
+                unsafe {
+                    ractor::check_callable(c.as_raw(), || {
+                        format!("the callable for ext type {ty}")
+                    })?
+                };
             }
         }
         let symbol_class = ruby.class_symbol().as_raw();
@@ -297,27 +297,34 @@ impl Factory {
             if Arc::strong_count(&current.pack) > 1 {
                 retired.pack.push(current.pack.clone());
             }
-            Arc::make_mut(&mut current.pack).register(
-                ty,
-                klass_raw,
-                p.as_raw(),
-                packer_direct.clone(),
-                flags,
-                owner,
-            );
+            // SAFETY: live objects (arguments of this call); the factory
+            // marks its registries.
+            unsafe {
+                Arc::make_mut(&mut current.pack).register(
+                    ty,
+                    klass_raw,
+                    p.as_raw(),
+                    packer_direct.clone(),
+                    flags,
+                    owner,
+                )
+            };
         }
         if let Some(u) = unpacker {
             if Arc::strong_count(&current.unpack) > 1 {
                 retired.unpack.push(current.unpack.clone());
             }
-            Arc::make_mut(&mut current.unpack).register(
-                ty,
-                klass_raw,
-                u.as_raw(),
-                unpacker_direct.clone(),
-                flags,
-                owner,
-            );
+            // SAFETY: as above.
+            unsafe {
+                Arc::make_mut(&mut current.unpack).register(
+                    ty,
+                    klass_raw,
+                    u.as_raw(),
+                    unpacker_direct.clone(),
+                    flags,
+                    owner,
+                )
+            };
         }
         if flags & FLAG_OPTIMIZED_SYMBOLS != 0 && klass_raw == symbol_class {
             current.optimized_symbols = true;
@@ -337,10 +344,13 @@ impl Factory {
     /// Freezes the factory; when every registered callable is shareable the
     /// factory becomes Ractor-shareable at once.
     fn freeze(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        crate::raw::freeze(rb_self.as_raw());
+        // SAFETY: a live object this code just made or holds.
+        unsafe { crate::runtime::raw::freeze(rb_self.as_raw()) };
         let t = rb_self.snapshot()?;
         if t.pack.all_shareable() && t.unpack.all_shareable() {
-            ractor::mark_shareable(rb_self.as_raw());
+            // SAFETY: a frozen factory whose callables are all shareable:
+            // every method of it is safe from any Ractor.
+            unsafe { ractor::mark_shareable(rb_self.as_raw()) };
         }
         Ok(rb_self)
     }
@@ -359,12 +369,12 @@ fn dump(rb_self: &Factory, args: &[Value]) -> Result<Value, Error> {
             "wrong number of arguments (given 0, expected 1+)",
         ));
     };
-    crate::fast_path::dump(rb_self, *obj, rest)
+    crate::factory::one_shot::dump(rb_self, *obj, rest)
 }
 
 fn load(rb_self: &Factory, args: &[Value]) -> Result<Value, Error> {
     ruby().check_arity(args.len(), 1..=2)?;
-    crate::fast_path::load(
+    crate::factory::one_shot::load(
         rb_self,
         args[0],
         args.get(1).copied().filter(|v| !v.is_nil()),
@@ -395,8 +405,9 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     // with msgpack-ruby) yet must be readable from every Ractor: its methods
     // are lock-protected, so it is flagged shareable as it is.
     let default = ruby.obj_wrap(Factory::default());
-    ractor::mark_shareable(default.as_raw());
+    // SAFETY: see above; a live object just made.
+    unsafe { ractor::mark_shareable(default.as_raw()) };
     module.const_set("DefaultFactory", default)?;
-    crate::fast_path::init(ruby, module, default.as_value())?;
+    crate::factory::one_shot::init(ruby, module, default.as_value())?;
     Ok(())
 }

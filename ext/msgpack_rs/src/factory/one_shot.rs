@@ -7,61 +7,46 @@
 //!   its output buffer is warm and no allocation happens per call.
 //!
 //! IO arguments and recursive ext types take the ordinary path.
-use crate::buffer_core::opt;
-use crate::builder::{RubyBuilder, UnpackOptions};
-use crate::chunk_queue::SharedSource;
-use crate::errors::{self, ruby};
-use crate::factory::{Factory, Tables};
-use crate::packer::{split_io_options, Packer};
-use crate::raw;
-use crate::unpacker::parse_limits;
+use crate::buffer::chunk_queue::SharedSource;
+use crate::factory::class::{Factory, Tables};
+use crate::pack::packer::Packer;
+use crate::runtime::errors;
+use crate::runtime::local::RactorLocal;
+use crate::runtime::options::{split_io_options, BadOptions};
+use crate::runtime::raw;
+use crate::runtime::ruby;
+use crate::unpack::builder::RubyBuilder;
+use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
     value::ReprValue, Error, RHash, RModule, RString, Ruby, Value,
 };
-use msgpack_rs_core::{DecodeError, Step};
+use msgpack_rs_core::Step;
 use rb_sys::VALUE;
 use std::sync::OnceLock;
 
-/// Ractor-local storage key for the reusable packer (created at load time,
-/// immutable afterwards).
-static PACKER_KEY: OnceLock<usize> = OnceLock::new();
+/// The Ractor's reusable packer.
+static SCRATCH_PACKER: RactorLocal = RactorLocal::new();
 /// `MessagePack::DefaultFactory` (a pinned constant).
 static DEFAULT_FACTORY: OnceLock<usize> = OnceLock::new();
 
 fn default_factory() -> Result<&'static Factory, Error> {
     let raw = *DEFAULT_FACTORY
         .get()
-        .ok_or_else(|| errors::arg_error("MessagePack is not initialized"))?;
+        .ok_or_else(errors::not_initialized)?;
     // SAFETY: a pinned, permanently referenced Factory object.
     <&Factory>::try_convert(unsafe { Value::from_raw(raw as VALUE) })
 }
 
 /// The Ractor's reusable packer if one was made, as it is (for compact!).
 pub fn existing_scratch_packer() -> Option<Obj<Packer>> {
-    let key = *PACKER_KEY.get()? as rb_sys::rb_ractor_local_key_t;
-    // SAFETY: a key made at init; the VM marks what it stores.
-    let stored = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
-    // SAFETY: a live object (or nil) from Ractor-local storage.
-    Obj::<Packer>::try_convert(unsafe { Value::from_raw(stored) }).ok()
+    SCRATCH_PACKER.object::<Packer>()
 }
 
 /// The Ractor's reusable packer, set up for `factory`'s current tables;
 /// `None` when it is busy (a nested call from a `to_msgpack` callback).
 fn scratch_packer(factory: &Factory) -> Option<Obj<Packer>> {
-    let key = *PACKER_KEY.get()? as rb_sys::rb_ractor_local_key_t;
-    // SAFETY: a key made at init; the VM marks what it stores.
-    let stored = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
-    // SAFETY: a live object (or nil) from Ractor-local storage.
-    let packer = match Obj::<Packer>::try_convert(unsafe { Value::from_raw(stored) }) {
-        Ok(p) => p,
-        Err(_) => {
-            let p = ruby().obj_wrap(Packer::default());
-            // SAFETY: storing a live object under our key.
-            unsafe { rb_sys::rb_ractor_local_storage_value_set(key, p.as_raw()) };
-            p
-        }
-    };
+    let packer = SCRATCH_PACKER.object_or_init(|| ruby().obj_wrap(Packer::default()))?;
     if packer.is_busy() {
         return None;
     }
@@ -74,7 +59,7 @@ fn scratch_packer(factory: &Factory) -> Option<Obj<Packer>> {
 
 /// `factory.dump(obj, *args)`.
 pub fn dump(factory: &Factory, obj: Value, args: &[Value]) -> Result<Value, Error> {
-    let (io, _) = split_io_options(args, true)?;
+    let (io, _) = split_io_options(args, BadOptions::TypeError)?;
     let scratch = if io.is_none() {
         scratch_packer(factory)
     } else {
@@ -112,7 +97,7 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
             args.push(o);
         }
         let u = factory.new_unpacker(&args)?;
-        return crate::unpacker::Unpacker::full_unpack(u.as_value());
+        return crate::unpack::unpacker::Unpacker::full_unpack(u.as_value());
     };
     // Nothing registered (DefaultFactory as usually used): no snapshot, so
     // concurrent Ractors share no lock or reference count here.
@@ -126,19 +111,9 @@ pub fn load(factory: &Factory, src: Value, options: Option<Value>) -> Result<Val
         None => {
             // A recursive ext type: it needs a real Unpacker to read from.
             let u = factory.new_unpacker(&options.into_iter().collect::<Vec<_>>())?;
-            crate::unpacker::Unpacker::feed(u.as_value(), s.as_value())?;
-            crate::unpacker::Unpacker::full_unpack(u.as_value())
+            crate::unpack::unpacker::Unpacker::feed(u.as_value(), s.as_value())?;
+            crate::unpack::unpacker::Unpacker::full_unpack(u.as_value())
         }
-    }
-}
-
-fn unpack_options(tables: Option<&Tables>, options: Option<RHash>) -> UnpackOptions {
-    let flag = |k: &str| opt(options, k).map(|v| v.to_bool()).unwrap_or(false);
-    UnpackOptions {
-        symbolize_keys: flag("symbolize_keys"),
-        freeze: flag("freeze"),
-        allow_unknown_ext: flag("allow_unknown_ext"),
-        optimized_symbols: tables.is_some_and(|t| t.optimized_symbols),
     }
 }
 
@@ -149,19 +124,19 @@ fn decode_string(
     tables: Option<&Tables>,
     options: Option<RHash>,
 ) -> Result<Option<Value>, Error> {
-    let opts = unpack_options(tables, options);
-    let limits = parse_limits(options)?;
-    let threshold = match opt(options, "read_reference_threshold") {
-        Some(v) if !v.is_nil() => usize::try_convert(v)?.max(256),
-        _ => crate::buffer_core::READ_REFERENCE_THRESHOLD_DEFAULT,
-    };
+    let DecodeSettings {
+        opts,
+        limits,
+        read_reference_threshold: threshold,
+    } = DecodeSettings::parse(options, tables.is_some_and(|t| t.optimized_symbols))?;
     let raw_s = s.as_raw();
     let len = s.len();
     // User code (ext procs) could modify the caller's String while we read
     // it, and long values are returned as substrings of it: in those cases
     // read a frozen String sharing its bytes.
     let user_code = tables.is_some_and(|t| !t.unpack.is_empty()) || opts.allow_unknown_ext;
-    let src = if raw::is_frozen(raw_s) || !(user_code || len >= threshold) {
+    // SAFETY: a live object the caller holds.
+    let src = if unsafe { raw::is_frozen(raw_s) } || !(user_code || len >= threshold) {
         raw_s
     } else {
         // SAFETY: a frozen String sharing `s`'s buffer.
@@ -173,12 +148,14 @@ fn decode_string(
     // SAFETY: bytes of a live String kept alive (and, if embedded, not used
     // past the copy) until decoding ends.
     let mut bytes = unsafe { raw::str_bytes(src) };
-    let embedded = raw::str_is_embedded(src);
+    // SAFETY: a live String the caller holds.
+    let embedded = unsafe { raw::str_is_embedded(src) };
     if embedded {
         small = bytes.to_vec();
         bytes = &small;
     }
-    let source = (raw::is_frozen(src) && !embedded).then_some(SharedSource {
+    // SAFETY: a live object the caller holds.
+    let source = (unsafe { raw::is_frozen(src) } && !embedded).then_some(SharedSource {
         string: src,
         base: bytes.as_ptr(),
     });
@@ -186,7 +163,7 @@ fn decode_string(
     let mut pos = 0;
     // The decoder and value stacks are this Ractor's reusable scratch
     // (memory.rs).
-    let r = crate::memory::with_unpack_scratch(limits, |dec, values| {
+    let r = crate::unpack::scratch::with_unpack_scratch(limits, |dec, values| {
         let mut b = RubyBuilder::new(values, opts, registry, source, threshold);
         dec.decode(&mut b, bytes, &mut pos)
     });
@@ -195,11 +172,7 @@ fn decode_string(
     std::hint::black_box(src);
     match r.map_err(Error::from)? {
         Step::Done(v) => {
-            if pos < bytes.len() {
-                return Err(errors::decode_error(DecodeError::ExtraBytes(
-                    bytes.len() - pos,
-                )));
-            }
+            check_nothing_left(bytes.len().saturating_sub(pos))?;
             // SAFETY: a live object just built.
             Ok(Some(unsafe { Value::from_raw(v) }))
         }
@@ -227,9 +200,7 @@ fn module_unpack(args: &[Value]) -> Result<Value, Error> {
 }
 
 pub fn init(ruby: &Ruby, module: RModule, default: Value) -> Result<(), Error> {
-    // SAFETY: plain C API call at load time.
-    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
-    let _ = PACKER_KEY.set(key as usize);
+    SCRATCH_PACKER.init();
     // SAFETY: pinning the DefaultFactory object for the process lifetime.
     unsafe { rb_sys::rb_gc_register_mark_object(default.as_raw()) };
     let _ = DEFAULT_FACTORY.set(default.as_raw() as usize);

@@ -4,13 +4,13 @@
 //! decode (marked and updated by its GC callbacks) until their container
 //! closes; the container is then made in one call. The decoder's own stack
 //! holds only indices into it.
-use crate::chunk_queue::SharedSource;
-use crate::errors::{self, Fail};
-use crate::ext_registry::{self, UnpackRegistry};
-use crate::key_cache::KeyCache;
-use crate::raw;
-use crate::value_stack::ValueStack;
-use magnus::{prelude::*, rb_sys::FromRawValue, value::ReprValue, Error, RHash, Value};
+use crate::buffer::chunk_queue::SharedSource;
+use crate::ext_types::registry::UnpackRegistry;
+use crate::runtime::errors::{self, Fail};
+use crate::runtime::raw;
+use crate::runtime::value_stack::ValueStack;
+use crate::unpack::key_cache::KeyCache;
+use magnus::{prelude::*, rb_sys::FromRawValue, value::ReprValue, RHash, Value};
 use msgpack_rs_core::Builder;
 use rb_sys::VALUE;
 use std::sync::Arc;
@@ -89,7 +89,10 @@ impl RubyBuilder {
         // place, and nothing below allocates before the bulk insert.
         let (ptr, n) = self.values().tail(start);
         let bulk = self.values().scan(start, |kv| {
-            kv.iter().step_by(2).all(|&k| raw::is_plain_key(k))
+            // SAFETY: a live key the decode just made.
+            kv.iter()
+                .step_by(2)
+                .all(|&k| unsafe { raw::is_plain_key(k) })
         });
         if bulk {
             // SAFETY: `n` initialized slots (an even count: the decoder
@@ -104,8 +107,10 @@ impl RubyBuilder {
                     self.values().get(start + i + 1),
                 );
                 i += 2;
-                if raw::has_builtin_hash(k) {
-                    raw::hash_aset(h, k, v);
+                // SAFETY: a live key the decode just made.
+                if unsafe { raw::has_builtin_hash(k) } {
+                    // SAFETY: a live Hash this decode made; live key and value.
+                    unsafe { raw::hash_aset(h, k, v) };
                 } else {
                     // User-defined #hash/#eql? may raise: go through
                     // magnus's protected call.
@@ -125,7 +130,8 @@ impl RubyBuilder {
     #[inline]
     fn done(&self, v: VALUE) -> VALUE {
         if self.opts.freeze {
-            raw::freeze(v)
+            // SAFETY: a live object this code just made or holds.
+            unsafe { raw::freeze(v) }
         } else {
             v
         }
@@ -140,7 +146,8 @@ impl RubyBuilder {
         }
         let src = self.source?;
         let offset = (bytes.as_ptr() as usize).checked_sub(src.base as usize)?;
-        Some(raw::substr(src.string, offset, bytes.len(), utf8))
+        // SAFETY: a live frozen source String, kept alive until decoding ends.
+        Some(unsafe { raw::substr(src.string, offset, bytes.len(), utf8) })
     }
 
     #[inline]
@@ -155,11 +162,7 @@ impl RubyBuilder {
                 None => raw::symbol(bytes, false),
             })
         } else {
-            let ruby = errors::ruby();
-            Err(Fail::Ruby(Error::new(
-                ruby.exception_encoding_error(),
-                format!("invalid symbol in encoding UTF-8 :{}", ruby_inspect(bytes)),
-            )))
+            Err(Fail::Ruby(errors::invalid_symbol(&ruby_inspect(bytes))))
         }
     }
 
@@ -244,19 +247,12 @@ impl Builder for RubyBuilder {
         if let Some(e) = self.registry.as_ref().and_then(|r| r.get(ty)) {
             if !e.unpacker.is_nil() {
                 let payload = Self::ext_payload(data);
-                let v = ext_registry::call_unpacker(
-                    e.unpacker.get(),
-                    e.direct.call(),
-                    ty,
-                    e.klass.get(),
-                    e.owner,
-                    payload,
-                )?;
+                let v = e.call(ty, payload)?;
                 return Ok(self.done(magnus::rb_sys::AsRawValue::as_raw(v)));
             }
         }
         if self.opts.allow_unknown_ext {
-            let ruby = errors::ruby();
+            let ruby = crate::runtime::ruby();
             let class: Value = ruby
                 .class_object()
                 .const_get::<_, magnus::RModule>("MessagePack")
@@ -264,17 +260,16 @@ impl Builder for RubyBuilder {
             let v: Value = class.funcall("new", (ty as i64, Self::ext_payload(data)))?;
             return Ok(self.done(magnus::rb_sys::AsRawValue::as_raw(v)));
         }
-        Err(Fail::Ruby(errors::error(
-            errors::Kind::UnknownExtType,
-            "unexpected extension type",
-        )))
+        Err(Fail::Ruby(errors::unknown_ext_type()))
     }
 
     fn defer_ext(&mut self, ty: i8) -> bool {
         self.registry
             .as_ref()
             .and_then(|r| r.get(ty))
-            .map(|e| e.flags & ext_registry::FLAG_RECURSIVE != 0 && !e.unpacker.is_nil())
+            .map(|e| {
+                e.flags & crate::ext_types::registry::FLAG_RECURSIVE != 0 && !e.unpacker.is_nil()
+            })
             .unwrap_or(false)
     }
 

@@ -7,7 +7,7 @@
 //! Either way the hot writes go through one raw cursor (`ptr`, `len`,
 //! `cap`): one capacity check and one store per header or scalar, where
 //! `Vec::extend_from_slice` may compile to a call and a `memcpy`.
-use crate::raw::NIL;
+use crate::runtime::raw::NIL;
 use msgpack_rs_core::encode::Sink;
 use rb_sys::VALUE;
 

@@ -1,9 +1,14 @@
-//! Thin safe wrappers over the raw C API calls used on hot paths.
+//! Thin wrappers over the raw C API calls used on hot paths.
 //!
 //! magnus's high-level calls wrap every C call in `rb_protect`; the calls
 //! here cannot raise (they only allocate, and Ruby handles out-of-memory by
 //! itself), so they skip that cost. Anything that can run user code or raise
 //! goes through magnus instead.
+//!
+//! Functions that read or change an object given as a raw `VALUE` are
+//! `unsafe fn`: the caller promises the object is alive and of the right
+//! type (their `# Safety` sections say exactly what). Functions that only
+//! make new objects from Rust data are safe.
 use rb_sys::{
     special_consts::{Qfalse, Qnil, Qtrue},
     VALUE,
@@ -27,19 +32,25 @@ fn clong(n: usize) -> c_long {
 /// `s` must be a live String and the slice must not outlive any change to
 /// it (callers only keep it while no Ruby code runs, or `s` is frozen).
 #[inline]
-// SAFETY: (for callers) see the contract in the doc comment above.
 pub unsafe fn str_bytes<'a>(s: VALUE) -> &'a [u8] {
-    let len = rb_sys::RSTRING_LEN(s) as usize;
-    if len == 0 {
-        return &[];
+    // SAFETY: per the contract, a live String: its length and pointer
+    // describe its bytes.
+    unsafe {
+        let len = rb_sys::RSTRING_LEN(s) as usize;
+        if len == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(rb_sys::RSTRING_PTR(s) as *const u8, len)
     }
-    std::slice::from_raw_parts(rb_sys::RSTRING_PTR(s) as *const u8, len)
 }
 
 /// True when the String's bytes live inside the object slot (so they move
 /// when GC compaction moves the object).
+///
+/// # Safety
+/// `s` must be a live String.
 #[inline]
-pub fn str_is_embedded(s: VALUE) -> bool {
+pub unsafe fn str_is_embedded(s: VALUE) -> bool {
     // SAFETY: reading the flags word of a live heap object.
     let flags = unsafe { (*(s as *const rb_sys::RBasic)).flags };
     flags & (rb_sys::ruby_rstring_flags::RSTRING_NOEMBED as VALUE) == 0
@@ -149,8 +160,11 @@ pub fn symbol(bytes: &[u8], binary: bool) -> VALUE {
 
 /// A shared (no-copy) substring of the frozen String `src`, as UTF-8 or
 /// binary.
+///
+/// # Safety
+/// `src` must be a live frozen String holding `offset..offset + len`.
 #[inline]
-pub fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
+pub unsafe fn substr(src: VALUE, offset: usize, len: usize, utf8: bool) -> VALUE {
     // SAFETY: offset/len lie within `src` (callers derive them from a slice
     // of its bytes); rb_str_subseq counts bytes (not characters) and shares the buffer of a long string.
     unsafe {
@@ -225,38 +239,50 @@ pub fn ary_new_capa(capa: usize) -> VALUE {
     unsafe { rb_sys::rb_ary_new_capa(clong(capa)) }
 }
 
+/// # Safety
+/// `ary` must be a live, unfrozen Array we own; `v` a live object or immediate.
 #[inline]
-pub fn ary_push(ary: VALUE, v: VALUE) {
+pub unsafe fn ary_push(ary: VALUE, v: VALUE) {
     // SAFETY: `ary` is a live, unfrozen Array we created.
     unsafe {
         rb_sys::rb_ary_push(ary, v);
     }
 }
 
+/// # Safety
+/// `ary` must be a live Array.
 #[inline]
-pub fn ary_len(ary: VALUE) -> usize {
+pub unsafe fn ary_len(ary: VALUE) -> usize {
     // SAFETY: `ary` is a live Array.
     unsafe { rb_sys::RARRAY_LEN(ary) as usize }
 }
 
 /// Element `idx` of a live Array (nil past its end).
+///
+/// # Safety
+/// `ary` must be a live Array.
 #[inline]
-pub fn ary_entry(ary: VALUE, idx: usize) -> VALUE {
+pub unsafe fn ary_entry(ary: VALUE, idx: usize) -> VALUE {
     // SAFETY: `ary` is a live Array; rb_ary_entry bounds-checks.
     unsafe { rb_sys::rb_ary_entry(ary, idx as c_long) }
 }
 
 /// Shortens an Array we own to `len` elements.
+///
+/// # Safety
+/// `ary` must be a live, unfrozen Array we own.
 #[inline]
-pub fn ary_truncate(ary: VALUE, len: usize) {
+pub unsafe fn ary_truncate(ary: VALUE, len: usize) {
     // SAFETY: `ary` is a live, unfrozen Array we own.
     unsafe {
         rb_sys::rb_ary_resize(ary, len as c_long);
     }
 }
 
+/// # Safety
+/// `ary` must be a live, unfrozen Array we own; `v` a live object or immediate.
 #[inline]
-pub fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
+pub unsafe fn ary_store(ary: VALUE, idx: usize, v: VALUE) {
     // SAFETY: `ary` is a live, unfrozen Array we own; rb_ary_store applies
     // the write barrier.
     unsafe { rb_sys::rb_ary_store(ary, idx as c_long, v) }
@@ -270,22 +296,30 @@ pub fn hash_new() -> VALUE {
 
 /// `Hash#[]=` for keys whose `hash`/`eql?` are Ruby's own (String, Symbol,
 /// Integer, Float, nil, true, false), which cannot raise or run user code.
+///
+/// # Safety
+/// `hash` must be a live, unfrozen Hash we made; `k` a key for which
+/// [`has_builtin_hash`] holds, and `v` a live object or immediate.
 #[inline]
-pub fn hash_aset(hash: VALUE, k: VALUE, v: VALUE) {
+pub unsafe fn hash_aset(hash: VALUE, k: VALUE, v: VALUE) {
     // SAFETY: `hash` is a live, unfrozen Hash we created.
     unsafe {
         rb_sys::rb_hash_aset(hash, k, v);
     }
 }
 
+/// # Safety
+/// `v` must be a live object or immediate.
 #[inline]
-pub fn freeze(v: VALUE) -> VALUE {
+pub unsafe fn freeze(v: VALUE) -> VALUE {
     // SAFETY: freezing a live object we created.
     unsafe { rb_sys::rb_obj_freeze(v) }
 }
 
+/// # Safety
+/// `v` must be a live object or immediate.
 #[inline]
-pub fn is_frozen(v: VALUE) -> bool {
+pub unsafe fn is_frozen(v: VALUE) -> bool {
     // Immediates are always frozen; otherwise the FL_FREEZE flag (what
     // `rb_obj_frozen_p` reads, without the call).
     // SAFETY: reading the flags word of a live heap object.
@@ -298,16 +332,19 @@ pub fn is_frozen(v: VALUE) -> bool {
 /// Whether a key's hashing is built in (see [`hash_aset`]): `CLASS_OF`
 /// exactly String (no singleton class that could redefine `hash`), or a
 /// Symbol, Integer, Float, nil, true or false.
+///
+/// # Safety
+/// `k` must be a live object or immediate.
 #[inline]
-pub fn has_builtin_hash(k: VALUE) -> bool {
+pub unsafe fn has_builtin_hash(k: VALUE) -> bool {
     use rb_sys::ruby_value_type::*;
     if rb_sys::SPECIAL_CONST_P(k) {
         return true;
     }
-    // SAFETY: `k` is a live heap object; rb_cString is a VM global set at
-    // boot.
+    // SAFETY: per the contract, a live heap object; rb_cString is a VM
+    // global set at boot.
     match unsafe { rb_sys::RB_BUILTIN_TYPE(k) } {
-        RUBY_T_STRING => class_of(k) == unsafe { rb_sys::rb_cString },
+        RUBY_T_STRING => unsafe { class_of(k) == rb_sys::rb_cString },
         RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT => true,
         _ => false,
     }
@@ -316,21 +353,29 @@ pub fn has_builtin_hash(k: VALUE) -> bool {
 /// A key `rb_hash_bulk_insert` may take as is: its hashing is built in and
 /// `Hash#[]=` would store it unchanged (a String key only if it is frozen;
 /// `[]=` stores a frozen copy of an unfrozen one).
+///
+/// # Safety
+/// `k` must be a live object or immediate.
 #[inline]
-pub fn is_plain_key(k: VALUE) -> bool {
-    has_builtin_hash(k)
-        // SAFETY: `k` is a live object (heap unless special).
-        && (rb_sys::SPECIAL_CONST_P(k)
-            || unsafe { rb_sys::RB_BUILTIN_TYPE(k) } != rb_sys::ruby_value_type::RUBY_T_STRING
-            || is_frozen(k))
+pub unsafe fn is_plain_key(k: VALUE) -> bool {
+    // SAFETY: per the contract, `k` is a live object (heap unless special).
+    unsafe {
+        has_builtin_hash(k)
+            && (rb_sys::SPECIAL_CONST_P(k)
+                || rb_sys::RB_BUILTIN_TYPE(k) != rb_sys::ruby_value_type::RUBY_T_STRING
+                || is_frozen(k))
+    }
 }
 
 /// A Bignum as `Ok(u64)` (non-negative) or `Ok(i64)` (negative) when it
 /// fits, or `Err(negative)` when it does not. Checks the size first
 /// (`rb_absint_size` only counts digits), so the conversion calls that
 /// follow cannot raise.
+///
+/// # Safety
+/// `v` must be a live Bignum.
 #[inline]
-pub fn bignum_to_64(v: VALUE) -> Result<Result<u64, i64>, bool> {
+pub unsafe fn bignum_to_64(v: VALUE) -> Result<Result<u64, i64>, bool> {
     // SAFETY: `v` is a live Bignum.
     let negative = unsafe { rb_sys::RBIGNUM_NEGATIVE_P(v) };
     let mut nlz: c_int = 0;
@@ -391,8 +436,11 @@ pub fn resolve_hash_iteration() {
 }
 
 /// `CLASS_OF`: the singleton class when there is one.
+///
+/// # Safety
+/// `v` must be a live object or immediate.
 #[inline]
-pub fn class_of(v: VALUE) -> VALUE {
+pub unsafe fn class_of(v: VALUE) -> VALUE {
     // SAFETY: the class globals are set at VM boot; a non-special VALUE is a
     // live heap object whose RBasic header holds its class.
     unsafe {
@@ -414,16 +462,21 @@ pub fn class_of(v: VALUE) -> VALUE {
     }
 }
 
+/// # Safety
+/// `v` must be a live object or immediate.
 #[inline]
-pub fn obj_class(v: VALUE) -> VALUE {
+pub unsafe fn obj_class(v: VALUE) -> VALUE {
     // SAFETY: as above, skipping singleton classes.
     unsafe { rb_sys::rb_obj_class(v) }
 }
 
 /// Encoding index of a String, read from its flags when inline (the common
 /// case) as `ENCODING_GET` does.
+///
+/// # Safety
+/// `s` must be a live String.
 #[inline(always)]
-pub fn enc_index(s: VALUE) -> i32 {
+pub unsafe fn enc_index(s: VALUE) -> i32 {
     // SAFETY: reading the flags word of a live heap object.
     let flags = unsafe { (*(s as *const rb_sys::RBasic)).flags };
     let idx = ((flags >> ENC_SHIFT) & ENC_INLINE_MAX as VALUE) as i32;
@@ -457,4 +510,12 @@ pub fn enc_indexes() -> EncIndexes {
             }
         }
     })
+}
+
+/// A new binary (ASCII-8BIT) String with a copy of `bytes`.
+pub fn binary(bytes: &[u8]) -> magnus::RString {
+    use magnus::{rb_sys::FromRawValue, TryConvert};
+    // SAFETY: a fresh String.
+    let v = unsafe { magnus::Value::from_raw(binary_str(bytes)) };
+    magnus::RString::try_convert(v).unwrap_or_else(|_| super::ruby().str_new(""))
 }

@@ -23,22 +23,23 @@
 //! * Consumed pages are given back with `madvise(MADV_DONTNEED)` by
 //!   `compact!`, and automatically by `each` every [`AUTO_DROP`] bytes (2 MiB), so
 //!   streaming a large file keeps RSS small.
-use crate::buffer_core::{opt_flag, READ_REFERENCE_THRESHOLD_DEFAULT};
-use crate::builder::{RubyBuilder, UnpackOptions};
-use crate::errors::{self, ruby};
-use crate::ext_registry::UnpackRegistry;
-use crate::factory::Factory;
-use crate::gc_ref::{self, GcRef, Published};
-use crate::memory::{self, Compactable, Kind, Tracker};
-use crate::raw;
-use crate::unpacker::parse_limits;
-use crate::value_stack::ValueStack;
+use crate::buffer::core::READ_REFERENCE_THRESHOLD_DEFAULT;
+use crate::ext_types::registry::UnpackRegistry;
+use crate::factory::class::Factory;
+use crate::memory::{self, Compactable, Tracker};
+use crate::runtime::errors;
+use crate::runtime::gc_ref::{self, GcRef, Published};
+use crate::runtime::raw;
+use crate::runtime::ruby;
+use crate::runtime::value_stack::ValueStack;
+use crate::unpack::builder::{RubyBuilder, UnpackOptions};
+use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     function, method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue,
-    DataTypeFunctions, Error, Exception, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
+    DataTypeFunctions, Error, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
 };
 use memmap2::{Advice, Mmap, UncheckedAdvice};
-use msgpack_rs_core::{DecodeError, Limits, Step, StreamDecoder};
+use msgpack_rs_core::{Limits, Step, StreamDecoder};
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -90,18 +91,18 @@ pub struct MappedUnpacker {
 }
 
 impl DataTypeFunctions for MappedUnpacker {
-    fn mark(&self, _: &magnus::gc::Marker) {
+    fn mark(&self, marker: &magnus::gc::Marker) {
         // The registry is immutable (shared copy-on-write with the factory).
-        self.registry.mark();
-        self.path_string.mark();
+        self.registry.mark(marker);
+        self.path_string.mark(marker);
         if gc_ref::may_read_state(self.owner) {
-            self.values.mark();
+            self.values.mark(marker);
         }
     }
-    fn compact(&self, _: &magnus::gc::Compactor) {
-        self.registry.update_references();
-        self.path_string.update();
-        self.values.update();
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
+        self.registry.update_references(compactor);
+        self.path_string.update(compactor);
+        self.values.update(compactor);
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -112,7 +113,6 @@ impl DataTypeFunctions for MappedUnpacker {
 }
 
 impl Compactable for MappedUnpacker {
-    const KIND: Kind = Kind::Mapped;
     fn tracker(&self) -> &Tracker {
         &self.tracker
     }
@@ -195,48 +195,7 @@ fn resident_bytes(map: &Mmap) -> usize {
     resident * page
 }
 
-fn closed_error() -> Error {
-    Error::new(ruby().exception_io_error(), "closed MappedUnpacker")
-}
-
-fn reentrant() -> Error {
-    errors::error(
-        errors::Kind::Unpack,
-        "MappedUnpacker is in use (re-entrant call from an extension callback?)",
-    )
-}
-
-/// `path` for a message: its bytes as they are where they are UTF-8, others
-/// as `\xFF` (what Ruby shows for them), never replaced by U+FFFD.
-fn shown(path: &std::path::Path) -> String {
-    let mut out = String::new();
-    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
-        }
-    }
-    out
-}
-
-/// An `Errno::*` exception for a failed system call on `path` (its message
-/// holds the path's own bytes, as `File.open`'s does).
-fn io_error(e: std::io::Error, path: &std::path::Path) -> Error {
-    let ruby = ruby();
-    if let Some(errno) = e.raw_os_error() {
-        let bytes = ruby.str_from_slice(path.as_os_str().as_bytes());
-        let made = ruby
-            .class_object()
-            .const_get::<_, RClass>("SystemCallError")
-            .and_then(|c| c.funcall::<_, _, Value>("new", (bytes, errno)));
-        if let Ok(v) = made {
-            if let Some(exc) = Exception::from_value(v) {
-                return Error::from(exc);
-            }
-        }
-    }
-    Error::new(ruby.exception_io_error(), format!("{e} @ {}", shown(path)))
-}
+use errors::{mapped_closed as closed_error, mapped_in_use as reentrant, system_call as io_error};
 
 fn describe_type(ft: std::fs::FileType) -> &'static str {
     if ft.is_dir() {
@@ -255,11 +214,7 @@ fn describe_type(ft: std::fs::FileType) -> &'static str {
 }
 
 fn not_regular(path: &std::path::Path, ft: std::fs::FileType) -> Error {
-    errors::arg_error(format!(
-        "MessagePack can only map regular files: {} is {}",
-        shown(path),
-        describe_type(ft)
-    ))
+    errors::not_regular_file(path, describe_type(ft))
 }
 
 fn map_file(file: &File, len: u64, path: &std::path::Path) -> Result<Option<Mmap>, Error> {
@@ -267,10 +222,7 @@ fn map_file(file: &File, len: u64, path: &std::path::Path) -> Result<Option<Mmap
         return Ok(None);
     }
     if usize::try_from(len).is_err() {
-        return Err(errors::range_error(format!(
-            "{} is too large to map",
-            shown(path)
-        )));
+        return Err(errors::too_large_to_map(path));
     }
     // SAFETY: mapping a regular file read-only. Rust's rules assume the
     // bytes cannot change while borrowed, which another process writing to
@@ -318,21 +270,17 @@ impl MappedUnpacker {
             return Err(not_regular(&path, meta.file_type()));
         }
         let map = map_file(&file, meta.len(), &path)?;
-        let limits: Limits = parse_limits(options)?;
-        let opts = UnpackOptions {
-            symbolize_keys: opt_flag(options, "symbolize_keys"),
-            freeze: opt_flag(options, "freeze"),
-            allow_unknown_ext: opt_flag(options, "allow_unknown_ext"),
-            optimized_symbols,
-        };
+        let DecodeSettings { opts, limits, .. } =
+            DecodeSettings::parse(options, optimized_symbols)?;
         Ok(MappedUnpacker {
             tracker: Tracker::default(),
-            owner: crate::ractor::current_id(),
+            owner: crate::runtime::ractor::current_id(),
             source: RefCell::new(Source {
                 file: Some(file),
                 map,
             }),
-            path_string: GcRef::new(path_string),
+            // SAFETY: a live String; marked and updated by our callbacks.
+            path_string: unsafe { GcRef::new(path_string) },
             path,
             pos: Cell::new(0),
             dropped: Cell::new(0),
@@ -367,14 +315,7 @@ impl MappedUnpacker {
         // Every time, not only when the size changed: the same answer until
         // the file grows back or the caller seeks.
         if size < self.pos.get() as u64 {
-            return Err(Error::new(
-                ruby().exception_io_error(),
-                format!(
-                    "{} shrank to {size} bytes, below the read position {}",
-                    shown(&self.path),
-                    self.pos.get()
-                ),
-            ));
+            return Err(errors::file_shrank(&self.path, size, self.pos.get()));
         }
         Ok(())
     }
@@ -471,13 +412,7 @@ impl MappedUnpacker {
             Ok(Step::Deferred { ty, .. }) => {
                 dec.reset();
                 self.values.truncate(0);
-                Err(errors::error(
-                    errors::Kind::Unpack,
-                    format!(
-                        "ext type {ty} is registered as recursive, which MappedUnpacker does \
-                         not support; use MessagePack::Unpacker.new(File.open(path)) instead"
-                    ),
-                ))
+                Err(errors::mapped_recursive_ext(ty))
             }
             Err(e) => {
                 // Like Unpacker: the rest of the failed object is
@@ -492,15 +427,7 @@ impl MappedUnpacker {
     }
 
     fn truncated(&self, len: usize) -> Error {
-        Error::new(
-            ruby().exception_eof_error(),
-            format!(
-                "end of file reached inside an object: {} ends at byte {len}, the object \
-                 starting at byte {} is incomplete",
-                shown(&self.path),
-                self.pos.get()
-            ),
-        )
+        errors::file_ends_inside_object(&self.path, len, self.pos.get())
     }
 
     fn read(&self) -> Result<Value, Error> {
@@ -516,9 +443,7 @@ impl MappedUnpacker {
         let v = self.read()?;
         let len = self.mapped_len()?;
         let pos = self.pos.get();
-        if pos < len {
-            return Err(errors::decode_error(DecodeError::ExtraBytes(len - pos)));
-        }
+        check_nothing_left(len.saturating_sub(pos))?;
         Ok(v)
     }
 
@@ -547,7 +472,7 @@ impl MappedUnpacker {
             }
             Err(e) => {
                 self.pos.set(pos);
-                Err(errors::decode_error(e))
+                Err(errors::decode(e))
             }
         }
     }
@@ -686,10 +611,8 @@ fn open_internal(
         return Err(errors::arg_error("path name contains null byte"));
     }
     let path_buf = PathBuf::from(OsStr::from_bytes(&bytes));
-    let path_string = raw::freeze(
-        // SAFETY: a frozen copy of a live String, for `#path`.
-        unsafe { rb_sys::rb_str_new_frozen(raw_path) },
-    );
+    // SAFETY: a frozen copy of a live String, for `#path`.
+    let path_string = unsafe { raw::freeze(rb_sys::rb_str_new_frozen(raw_path)) };
     let options = if options.is_nil() {
         None
     } else {
@@ -741,6 +664,6 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "allow_unknown_ext?",
         method!(MappedUnpacker::allow_unknown_ext_p, 0),
     )?;
-    crate::buffer::undef_copy(class)?;
+    crate::buffer::class::undef_copy(class)?;
     Ok(())
 }

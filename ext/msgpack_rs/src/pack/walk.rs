@@ -5,10 +5,11 @@
 //! it directly; before any call that can run Ruby code (`to_msgpack`, ext
 //! packers, transcoding) it hands the vector back, so user code writing to
 //! the same packer appends in order, and takes it again afterwards.
-use crate::errors;
-use crate::out_buf::OutBuf;
-use crate::packer::Packer;
-use crate::raw;
+use crate::buffer::class::BufferOwner;
+use crate::pack::out_buf::OutBuf;
+use crate::pack::packer::Packer;
+use crate::runtime::errors;
+use crate::runtime::raw;
 use magnus::{
     prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, value::ReprValue, Error, Integer, RArray,
     RHash, RString, Symbol, Value,
@@ -161,7 +162,8 @@ impl<'a> Walker<'a> {
         }
         // Plain Strings are the most common heap objects in real payloads:
         // test for them before the general type dispatch.
-        if raw::class_of(v) == string_class() {
+        // SAFETY: a live object (or immediate) the caller holds.
+        if unsafe { raw::class_of(v) } == string_class() {
             if let Some(s) = RString::from_value(obj) {
                 return self.write_rstring(s);
             }
@@ -170,7 +172,8 @@ impl<'a> Walker<'a> {
         let t = unsafe { rb_sys::RB_BUILTIN_TYPE(v) };
         match t {
             RUBY_T_STRING => {
-                if raw::class_of(v) != string_class() {
+                // SAFETY: a live object (or immediate) the caller holds.
+                if unsafe { raw::class_of(v) } != string_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.write_ext(obj, hit);
                     }
@@ -181,7 +184,8 @@ impl<'a> Walker<'a> {
                 }
             }
             RUBY_T_ARRAY => {
-                if raw::class_of(v) != array_class() {
+                // SAFETY: a live object (or immediate) the caller holds.
+                if unsafe { raw::class_of(v) } != array_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.write_ext(obj, hit);
                     }
@@ -192,7 +196,8 @@ impl<'a> Walker<'a> {
                 }
             }
             RUBY_T_HASH => {
-                if raw::class_of(v) != hash_class() {
+                // SAFETY: a live object (or immediate) the caller holds.
+                if unsafe { raw::class_of(v) } != hash_class() {
                     if let Some(hit) = self.p.lookup_ext(obj) {
                         return self.write_ext(obj, hit);
                     }
@@ -221,7 +226,7 @@ impl<'a> Walker<'a> {
     }
 
     /// `obj` through its registered ext packer.
-    fn write_ext(&mut self, obj: Value, hit: crate::packer::ExtHit) -> Result<(), Error> {
+    fn write_ext(&mut self, obj: Value, hit: crate::pack::packer::ExtHit) -> Result<(), Error> {
         let me = self.me;
         self.synced(|p| p.write_registered_ext(me, obj, hit))
     }
@@ -246,7 +251,8 @@ impl<'a> Walker<'a> {
             encode::write_int(&mut self.out, n);
             return Ok(());
         }
-        let negative = match raw::bignum_to_64(v) {
+        // SAFETY: a live Bignum (type checked above).
+        let negative = match unsafe { raw::bignum_to_64(v) } {
             Ok(Ok(u)) => {
                 encode::write_uint(&mut self.out, u);
                 return Ok(());
@@ -265,20 +271,14 @@ impl<'a> Walker<'a> {
                 return self.write_ext(i.as_value(), hit);
             }
         }
-        Err(errors::range_error(format!(
-            "bignum too big to convert into {}",
-            errors::quoted(if negative {
-                "long long"
-            } else {
-                "unsigned long long"
-            })
-        )))
+        Err(errors::bignum_too_big(negative))
     }
 
     #[inline(always)]
     pub fn write_rstring(&mut self, s: RString) -> Result<(), Error> {
         let v = s.as_raw();
-        let enc = raw::enc_index(v);
+        // SAFETY: a live String the caller holds.
+        let enc = unsafe { raw::enc_index(v) };
         let known = self.enc;
         if enc == known.binary {
             return self.write_body(s, true);
@@ -344,7 +344,7 @@ impl<'a> Walker<'a> {
             return self.write_deep(a.as_raw(), depth);
         }
         if depth >= self.max_depth {
-            return Err(stack_too_deep());
+            return Err(errors::stack_too_deep());
         }
         check_depth(depth)?;
         let len = len32(a.len())?;
@@ -387,7 +387,7 @@ impl<'a> Walker<'a> {
             return self.write_deep(h.as_raw(), depth);
         }
         if depth >= self.max_depth {
-            return Err(stack_too_deep());
+            return Err(errors::stack_too_deep());
         }
         check_depth(depth)?;
         let len = len32(h.len())?;
@@ -493,9 +493,11 @@ pub fn write_simple_to<S: Sink>(
         }
         return true;
     }
-    let klass = raw::class_of(v);
+    // SAFETY: a live object (or immediate) the caller holds.
+    let klass = unsafe { raw::class_of(v) };
     if klass == string_class() {
-        let enc = raw::enc_index(v);
+        // SAFETY: a live String the caller holds.
+        let enc = unsafe { raw::enc_index(v) };
         let binary = enc == known.binary;
         if !(binary || enc == known.utf8 || enc == known.usascii) {
             return false;
@@ -547,14 +549,17 @@ impl Walker<'_> {
                     if *next >= *len {
                         let mark = *mark;
                         frames.pop();
-                        raw::ary_truncate(held, mark);
+                        // SAFETY: an Array this code owns, alive on the stack.
+                        unsafe { raw::ary_truncate(held, mark) };
                         continue;
                     }
                     // Re-read: callbacks may have changed the Array (an
                     // element removed meanwhile is written as nil, keeping
                     // the output well-formed).
-                    let v = if *next < raw::ary_len(*ary) {
-                        raw::ary_entry(*ary, *next)
+                    // SAFETY: an Array this code owns or holds, alive on the stack.
+                    let v = if *next < unsafe { raw::ary_len(*ary) } {
+                        // SAFETY: an Array this code owns or holds, alive on the stack.
+                        unsafe { raw::ary_entry(*ary, *next) }
                     } else {
                         raw::NIL
                     };
@@ -565,10 +570,12 @@ impl Walker<'_> {
                     if *next >= *end {
                         let mark = *mark;
                         frames.pop();
-                        raw::ary_truncate(held, mark);
+                        // SAFETY: an Array this code owns, alive on the stack.
+                        unsafe { raw::ary_truncate(held, mark) };
                         continue;
                     }
-                    let v = raw::ary_entry(held, *next);
+                    // SAFETY: an Array this code owns or holds, alive on the stack.
+                    let v = unsafe { raw::ary_entry(held, *next) };
                     *next += 1;
                     v
                 }
@@ -595,7 +602,9 @@ impl Walker<'_> {
             return false;
         }
         // SAFETY: `v` is a live heap object.
-        let (t, klass) = (unsafe { rb_sys::RB_BUILTIN_TYPE(v) }, raw::class_of(v));
+        let (t, klass) = (unsafe { rb_sys::RB_BUILTIN_TYPE(v) }, unsafe {
+            raw::class_of(v)
+        });
         let core = match t {
             RUBY_T_ARRAY => array_class(),
             RUBY_T_HASH => hash_class(),
@@ -615,14 +624,17 @@ impl Walker<'_> {
         frames: &mut Vec<(DeepFrame, usize)>,
     ) -> Result<(), Error> {
         if depth >= self.max_depth {
-            return Err(stack_too_deep());
+            return Err(errors::stack_too_deep());
         }
-        let mark = raw::ary_len(held);
+        // SAFETY: an Array this code owns or holds, alive on the stack.
+        let mark = unsafe { raw::ary_len(held) };
         // SAFETY: `v` is a live Array or Hash (checked by the caller).
         if unsafe { rb_sys::RB_BUILTIN_TYPE(v) } == RUBY_T_ARRAY {
-            let len = len32(raw::ary_len(v))?;
+            // SAFETY: an Array this code owns or holds, alive on the stack.
+            let len = len32(unsafe { raw::ary_len(v) })?;
             encode::write_array_header(&mut self.out, len);
-            raw::ary_push(held, v);
+            // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
+            unsafe { raw::ary_push(held, v) };
             frames.push((
                 DeepFrame::Array {
                     ary: v,
@@ -640,10 +652,13 @@ impl Walker<'_> {
             unsafe { rb_sys::rb_hash_foreach(v, Some(push_pair), held) };
             // Exactly `len` pairs: the header is written already.
             let end = mark + 2 * len as usize;
-            while raw::ary_len(held) < end {
-                raw::ary_push(held, raw::NIL);
+            // SAFETY: an Array this code owns or holds, alive on the stack.
+            while unsafe { raw::ary_len(held) } < end {
+                // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
+                unsafe { raw::ary_push(held, raw::NIL) };
             }
-            raw::ary_truncate(held, end);
+            // SAFETY: an Array this code owns, alive on the stack.
+            unsafe { raw::ary_truncate(held, end) };
             frames.push((DeepFrame::Pairs { next: mark, end }, mark));
         }
         Ok(())
@@ -651,8 +666,10 @@ impl Walker<'_> {
 }
 
 extern "C" fn push_pair(k: VALUE, v: VALUE, held: VALUE) -> c_int {
-    raw::ary_push(held, k);
-    raw::ary_push(held, v);
+    // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
+    unsafe { raw::ary_push(held, k) };
+    // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
+    unsafe { raw::ary_push(held, v) };
     ST_CONTINUE
 }
 
@@ -736,7 +753,7 @@ extern "C" fn each_pair(k: VALUE, v: VALUE, arg: VALUE) -> c_int {
 
 #[inline(always)]
 fn len32(n: usize) -> Result<u32, Error> {
-    encode::len_u32(n).map_err(|e| errors::arg_error(e.to_string()))
+    encode::len_u32(n).map_err(errors::too_long)
 }
 
 /// Nesting the recursive walk may not go into: from a moderate depth on,
@@ -750,19 +767,10 @@ fn check_depth(depth: usize) -> Result<(), Error> {
     // Shallow data cannot exhaust any Ruby thread's stack: no call for it.
     // SAFETY: plain C API call; it only compares stack addresses.
     if depth >= STACK_CHECK_FROM && unsafe { rb_sys::ruby_stack_check() } != 0 {
-        return Err(stack_too_deep());
+        return Err(errors::stack_too_deep());
     }
     Ok(())
 }
 
 /// Depth from which every container checks the remaining machine stack.
 const STACK_CHECK_FROM: usize = 64;
-
-fn stack_too_deep() -> Error {
-    let ruby = errors::ruby();
-    let class = ruby
-        .class_object()
-        .const_get::<_, magnus::ExceptionClass>("SystemStackError")
-        .unwrap_or_else(|_| ruby.exception_standard_error());
-    Error::new(class, "stack level too deep")
-}

@@ -1,20 +1,49 @@
 //! `MessagePack::Buffer`: a standalone byte buffer, or the view returned by
 //! `Packer#buffer` / `Unpacker#buffer` onto its owner's buffer.
-use crate::buffer_core::BufferCore;
-use crate::errors::{self, ruby};
-use crate::gc_ref::GcRef;
-use crate::packer::Packer;
-use crate::unpacker::Unpacker;
+use crate::buffer::core::BufferCore;
+use crate::runtime::errors;
+use crate::runtime::gc_ref::GcRef;
+use crate::runtime::raw::binary;
+use crate::runtime::ruby;
 use magnus::{
-    method, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
-    value::ReprValue, DataTypeFunctions, Error, RArray, RClass, RHash, RModule, RString, Ruby,
-    TypedData, Value,
+    method, prelude::*, rb_sys::AsRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
+    Error, RArray, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
 };
+
+/// What a `Buffer` view needs of the object whose buffer it shows (a
+/// Packer or an Unpacker): the buffer, and a say on changes to it.
+pub trait BufferOwner {
+    fn buffer_core(&self) -> &BufferCore;
+    /// Fails while a change through the view would break a read or write in
+    /// progress on another thread (docs/reentrancy.md).
+    fn check_buffer_change(&self) -> Result<(), Error>;
+    /// `Buffer#flush` on the view: writes the buffer to the owner's IO.
+    fn flush(&self) -> Result<(), Error> {
+        self.check_buffer_change()?;
+        self.buffer_core().flush()
+    }
+}
+
+/// Finds the owner's Rust side from its Ruby object (one instance of this
+/// generic function per owner type, chosen when the view is made).
+type Resolve = fn(Value) -> Result<&'static dyn BufferOwner, Error>;
+
+fn resolve<T: BufferOwner + TypedData + 'static>(
+    owner: Value,
+) -> Result<&'static dyn BufferOwner, Error> {
+    // The reference is used only during one method call on the view, whose
+    // mark callback keeps the owner alive; 'static is what magnus's
+    // conversion gives, not a promise kept beyond that call.
+    Ok(<&T>::try_convert(owner)? as &dyn BufferOwner)
+}
 
 enum Kind {
     Own(BufferCore),
     /// A view onto a Packer's or Unpacker's buffer.
-    View(GcRef),
+    View {
+        owner: GcRef,
+        resolve: Resolve,
+    },
 }
 
 #[derive(TypedData)]
@@ -32,41 +61,48 @@ impl Default for Buffer {
     fn default() -> Self {
         Buffer {
             tracker: crate::memory::Tracker::default(),
-            owner: crate::ractor::current_id(),
+            owner: crate::runtime::ractor::current_id(),
             kind: Kind::Own(BufferCore::default()),
         }
     }
 }
 
 impl DataTypeFunctions for Buffer {
-    fn mark(&self, _: &magnus::gc::Marker) {
+    fn mark(&self, marker: &magnus::gc::Marker) {
         match &self.kind {
-            Kind::Own(core) => core.mark(crate::gc_ref::may_read_state(self.owner)),
-            Kind::View(owner) => owner.mark(),
+            Kind::Own(core) => {
+                core.mark(marker, crate::runtime::gc_ref::may_read_state(self.owner))
+            }
+            Kind::View { owner, .. } => owner.mark(marker),
         }
     }
-    fn compact(&self, _: &magnus::gc::Compactor) {
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
         match &self.kind {
-            Kind::Own(core) => core.update_references(),
-            Kind::View(owner) => owner.update(),
+            Kind::Own(core) => core.update_references(compactor),
+            Kind::View { owner, .. } => owner.update(compactor),
         }
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
             + match &self.kind {
                 Kind::Own(core) => core.heap_size(),
-                Kind::View(_) => 0,
+                Kind::View { .. } => 0,
             }
     }
 }
 
 /// Makes the view object for an owner (a Packer or Unpacker).
-pub fn new_view(owner: Value) -> Result<Value, Error> {
+pub fn new_view<T: BufferOwner + TypedData + 'static>(owner: Obj<T>) -> Result<Value, Error> {
     let ruby = ruby();
     let view = ruby.obj_wrap(Buffer {
         tracker: crate::memory::Tracker::default(),
-        owner: crate::ractor::current_id(),
-        kind: Kind::View(GcRef::new(owner.as_raw())),
+        owner: crate::runtime::ractor::current_id(),
+        kind: Kind::View {
+            // SAFETY: a live object, marked and updated by the view's GC
+            // callbacks.
+            owner: unsafe { GcRef::new(owner.as_raw()) },
+            resolve: resolve::<T>,
+        },
     });
     view.ivar_set("@owner", owner)?;
     Ok(view.as_value())
@@ -92,21 +128,12 @@ impl Buffer {
     ) -> Result<R, Error> {
         match &self.kind {
             Kind::Own(core) => f(core),
-            Kind::View(owner) => {
-                // SAFETY: the owner is kept alive by our mark callback.
-                let owner = unsafe { Value::from_raw(owner.get()) };
-                if let Ok(p) = <&Packer>::try_convert(owner) {
-                    if change {
-                        p.check_buffer_change()?;
-                    }
-                    f(p.buffer_core())
-                } else {
-                    let u = <&Unpacker>::try_convert(owner)?;
-                    if change {
-                        u.check_buffer_change()?;
-                    }
-                    u.with_buffer_core(f)
+            Kind::View { owner, resolve } => {
+                let owner = resolve(owner.value())?;
+                if change {
+                    owner.check_buffer_change()?;
                 }
+                f(owner.buffer_core())
             }
         }
     }
@@ -125,14 +152,8 @@ impl Buffer {
                 None => (Some(*a), None),
             },
             [io, opts] => {
-                let h = RHash::from_value(*opts).ok_or_else(|| {
-                    errors::arg_error(format!(
-                        "expected Hash but found {}.",
-                        // msgpack-ruby names the class of the first argument.
-                        // SAFETY: classname of a live object.
-                        unsafe { io.classname() }
-                    ))
-                })?;
+                // msgpack-ruby names the class of the first argument.
+                let h = RHash::from_value(*opts).ok_or_else(|| errors::not_a_hash(*io))?;
                 (Some(*io), Some(h))
             }
             _ => (None, None),
@@ -140,7 +161,7 @@ impl Buffer {
         crate::memory::track(rb_self);
         match &rb_self.kind {
             Kind::Own(core) => core.configure(io, options),
-            Kind::View(_) => Ok(()),
+            Kind::View { .. } => Ok(()),
         }
     }
 
@@ -257,16 +278,10 @@ impl Buffer {
     }
 
     fn flush(rb_self: Obj<Self>) -> Result<Obj<Self>, Error> {
-        if let Kind::View(owner) = &rb_self.kind {
-            // SAFETY: the owner is kept alive by our mark callback.
-            let owner = unsafe { Value::from_raw(owner.get()) };
-            if let Ok(p) = <&Packer>::try_convert(owner) {
-                p.check_buffer_change()?;
-                p.flush_unless_nested()?;
-                return Ok(rb_self);
-            }
+        match &rb_self.kind {
+            Kind::Own(core) => core.flush()?,
+            Kind::View { owner, resolve } => resolve(owner.value())?.flush()?,
         }
-        rb_self.with_mut(|c| c.flush())?;
         Ok(rb_self)
     }
 
@@ -296,11 +311,7 @@ impl Buffer {
 }
 
 fn refuse_copy(rb_self: Value, _other: Value) -> Result<(), Error> {
-    Err(errors::type_error(format!(
-        "can't copy {}",
-        // SAFETY: classname of a live object.
-        unsafe { rb_self.classname() }
-    )))
+    Err(errors::cannot_copy(rb_self))
 }
 
 /// A byte count argument. msgpack-ruby converts with FIX2ULONG, so a
@@ -308,12 +319,6 @@ fn refuse_copy(rb_self: Value, _other: Value) -> Result<(), Error> {
 fn count_arg(v: Value) -> Result<usize, Error> {
     let n = i64::try_convert(v)?;
     Ok(if n < 0 { usize::MAX } else { n as usize })
-}
-
-pub fn binary(bytes: &[u8]) -> RString {
-    let s = crate::raw::binary_str(bytes);
-    // SAFETY: a fresh String.
-    RString::from_value(unsafe { Value::from_raw(s) }).unwrap_or_else(|| ruby().str_new(""))
 }
 
 pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
@@ -336,7 +341,7 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
     class.define_method("flush", method!(Buffer::flush, 0))?;
     class.define_method("close", method!(Buffer::close, 0))?;
     class.define_method("write_to", method!(Buffer::write_to, 1))?;
-    class.define_method("compact!", method!(crate::memory::buffer_compact, 0))?;
+    class.define_method("compact!", method!(Buffer::compact, 0))?;
     undef_copy(class)?;
     Ok(class)
 }
@@ -348,4 +353,24 @@ pub fn undef_copy(class: RClass) -> Result<(), Error> {
     class.define_private_method("initialize_copy", method!(refuse_copy, 1))?;
     let _: Value = class.funcall("undef_method", ("dup", "clone"))?;
     Ok(())
+}
+
+impl crate::memory::Compactable for Buffer {
+    fn tracker(&self) -> &crate::memory::Tracker {
+        &self.tracker
+    }
+    fn held_bytes(&self) -> usize {
+        // A view buffer reports its owner's bytes (it compacts them too).
+        std::mem::size_of::<Self>() + self.core_heap_size()
+    }
+    fn release(&self) {
+        let _ = self.compact_memory();
+    }
+}
+
+impl Buffer {
+    /// `compact!`: a report for this buffer alone.
+    fn compact(&self) -> Result<Value, Error> {
+        crate::memory::compact_one(self)
+    }
 }

@@ -1,7 +1,9 @@
 //! Ractor helpers: which Ractor we are in, and whether an object may be
 //! touched from any Ractor.
-use crate::errors;
-use magnus::{prelude::*, value::ReprValue, Error, ExceptionClass, Value};
+use super::errors;
+use super::gc_ref::GcRef;
+use super::local::RactorLocal;
+use magnus::Error;
 use rb_sys::VALUE;
 
 // This backs the public inline function `rb_ractor_shareable_p` of
@@ -10,6 +12,9 @@ use rb_sys::VALUE;
 extern "C" {
     fn rb_ractor_shareable_p_continue(obj: VALUE) -> bool;
 }
+
+/// The current Ractor's id (see [`current_id`]).
+static ID: RactorLocal = RactorLocal::new();
 
 /// True in the main Ractor.
 ///
@@ -23,12 +28,16 @@ pub fn in_main_ractor() -> bool {
 }
 
 /// `Ractor.shareable?(obj)`.
+///
+/// # Safety
+/// `obj` must be an immediate or a live object.
 #[inline]
-pub fn is_shareable(obj: VALUE) -> bool {
+pub unsafe fn is_shareable(obj: VALUE) -> bool {
     if rb_sys::SPECIAL_CONST_P(obj) {
         return true;
     }
-    // SAFETY: flags of a live heap object, then the VM's deep check.
+    // SAFETY: per the contract, a live heap object: its flags, then the
+    // VM's deep check.
     unsafe {
         let flags = (*(obj as *const rb_sys::RBasic)).flags;
         flags & (rb_sys::ruby_fl_type::RUBY_FL_SHAREABLE as VALUE) != 0
@@ -38,24 +47,22 @@ pub fn is_shareable(obj: VALUE) -> bool {
 
 /// Marks an object shareable without freezing it. Only for objects whose
 /// every method is safe to call from any Ractor at once (see Factory).
-pub fn mark_shareable(obj: VALUE) {
-    // SAFETY: setting a flag bit on a live heap object we own.
+///
+/// # Safety
+/// `obj` must be a live heap object that is safe to share as it is.
+pub unsafe fn mark_shareable(obj: VALUE) {
+    // SAFETY: per the contract; setting a flag bit of a live heap object.
     unsafe {
         (*(obj as *mut rb_sys::RBasic)).flags |= rb_sys::ruby_fl_type::RUBY_FL_SHAREABLE as VALUE;
     }
 }
 
-/// Ractor-local storage key for [`current_id`] (made at load time).
-static ID_KEY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
 /// Makes the Ractor-local key and tags the loading Ractor as the main one
 /// (extensions can only be loaded by the main Ractor).
 pub fn init() {
-    // SAFETY: plain C API call at load time.
-    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
-    let _ = ID_KEY.set(key as usize);
-    // SAFETY: storing a Fixnum under our key, in the main Ractor.
-    unsafe { rb_sys::rb_ractor_local_storage_value_set(key, rb_sys::LONG2FIX(0)) };
+    ID.init();
+    // SAFETY: a Fixnum, in the main Ractor.
+    ID.set(unsafe { rb_sys::LONG2FIX(0) });
 }
 
 /// An id for the current Ractor: 0 for the main Ractor, otherwise a
@@ -63,19 +70,12 @@ pub fn init() {
 pub fn current_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let Some(&key) = ID_KEY.get() else {
-        return u64::MAX;
-    };
-    let key = key as rb_sys::rb_ractor_local_key_t;
-    // SAFETY: a key made at init; values stored are Fixnums.
-    let v = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
-    if rb_sys::FIXNUM_P(v) {
-        // SAFETY: checked Fixnum.
-        return unsafe { rb_sys::FIX2LONG(v) } as u64;
+    if let Some(id) = known_current_id() {
+        return id;
     }
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: storing a Fixnum under our key.
-    unsafe { rb_sys::rb_ractor_local_storage_value_set(key, rb_sys::LONG2FIX(id as _)) };
+    // SAFETY: a Fixnum (ids stay far below FIXNUM_MAX).
+    ID.set(unsafe { rb_sys::LONG2FIX(id as _) });
     id
 }
 
@@ -84,9 +84,7 @@ pub fn current_id() -> u64 {
 /// GC callbacks may call it.
 #[inline]
 pub fn known_current_id() -> Option<u64> {
-    let key = *ID_KEY.get()? as rb_sys::rb_ractor_local_key_t;
-    // SAFETY: a key made at init; a lookup only.
-    let v = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+    let v = ID.get();
     // SAFETY: checked Fixnum.
     rb_sys::FIXNUM_P(v).then(|| unsafe { rb_sys::FIX2LONG(v) } as u64)
 }
@@ -94,48 +92,55 @@ pub fn known_current_id() -> Option<u64> {
 /// Whether `callable`, registered from Ractor `owner` (see [`current_id`]),
 /// may be called or handed out here: shareable objects anywhere, others
 /// only in the Ractor that registered them.
+///
+/// # Safety
+/// `callable` must be an immediate or a live object.
 #[inline]
-pub fn callable_here(callable: VALUE, owner: u64) -> bool {
-    is_shareable(callable) || (owner == 0 && in_main_ractor()) || owner == current_id()
+pub unsafe fn callable_here(callable: VALUE, owner: u64) -> bool {
+    // SAFETY: per the contract.
+    let shareable = unsafe { is_shareable(callable) };
+    shareable || (owner == 0 && in_main_ractor()) || owner == current_id()
 }
 
 /// Fails unless `callable` (registered from Ractor `owner`) may be called
-/// from the current Ractor.
-pub fn check_callable_owned(
+/// from the current Ractor; `what` names it in the message.
+///
+/// # Safety
+/// `callable` must be an immediate or a live object.
+pub unsafe fn check_callable_owned(
     callable: VALUE,
     owner: u64,
     what: impl FnOnce() -> String,
 ) -> Result<(), Error> {
-    if callable_here(callable, owner) {
+    // SAFETY: per the contract.
+    if unsafe { callable_here(callable, owner) } {
         return Ok(());
     }
-    Err(isolation_error(what))
+    Err(errors::isolation(&what()))
 }
 
 /// Fails unless `callable` may be called from the current Ractor.
-pub fn check_callable(callable: VALUE, what: impl FnOnce() -> String) -> Result<(), Error> {
-    if is_shareable(callable) || in_main_ractor() {
+///
+/// # Safety
+/// `callable` must be an immediate or a live object.
+pub unsafe fn check_callable(callable: VALUE, what: impl FnOnce() -> String) -> Result<(), Error> {
+    // SAFETY: per the contract.
+    if unsafe { is_shareable(callable) } || in_main_ractor() {
         return Ok(());
     }
-    Err(isolation_error(what))
+    Err(errors::isolation(&what()))
 }
 
-fn isolation_error(what: impl FnOnce() -> String) -> Error {
-    let ruby = errors::ruby();
-    let class = ruby
-        .class_object()
-        .const_get::<_, Value>("Ractor")
-        .and_then(|r| r.funcall::<_, _, Value>("const_get", ("IsolationError",)))
-        .ok()
-        .and_then(ExceptionClass::from_value)
-        .unwrap_or_else(|| ruby.exception_runtime_error());
-    Error::new(
-        class,
-        format!(
-            "{} is not shareable, so it cannot be called from another Ractor than the one \
-             that registered it; register a shareable Proc (Ractor.make_shareable) or a \
-             method name Symbol",
-            what()
-        ),
-    )
+/// [`is_shareable`] for an object held in a [`GcRef`].
+#[inline]
+pub fn held_is_shareable(held: &GcRef) -> bool {
+    // SAFETY: a GcRef holds nil, an immediate or a live object (its contract).
+    unsafe { is_shareable(held.get()) }
+}
+
+/// [`callable_here`] for a callable held in a [`GcRef`].
+#[inline]
+pub fn held_callable_here(held: &GcRef, owner: u64) -> bool {
+    // SAFETY: a GcRef holds nil, an immediate or a live object (its contract).
+    unsafe { callable_here(held.get(), owner) }
 }

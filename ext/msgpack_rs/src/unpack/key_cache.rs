@@ -6,7 +6,7 @@
 //! Ractor-local storage, so the GC sees (and pins) them and no Ractor shares
 //! another's cache. Results are identical to interning: the cache only
 //! holds interned strings (or symbols) it got from the VM.
-use crate::raw;
+use crate::runtime::raw;
 use rb_sys::VALUE;
 use std::sync::OnceLock;
 
@@ -34,8 +34,10 @@ pub fn clear_current() {
     if ary == raw::NIL {
         return;
     }
-    for i in 0..raw::ary_len(ary) {
-        raw::ary_store(ary, i, raw::NIL);
+    // SAFETY: an Array this code owns or holds, alive on the stack.
+    for i in 0..unsafe { raw::ary_len(ary) } {
+        // SAFETY: an Array this code owns (unfrozen), alive; the element is live.
+        unsafe { raw::ary_store(ary, i, raw::NIL) };
     }
 }
 
@@ -79,7 +81,8 @@ impl KeyCache {
         if ary == raw::NIL {
             ary = raw::ary_new_capa(2 * SLOTS);
             for _ in 0..2 * SLOTS {
-                raw::ary_push(ary, raw::NIL);
+                // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
+                unsafe { raw::ary_push(ary, raw::NIL) };
             }
             // SAFETY: storing a live object under our key.
             unsafe { rb_sys::rb_ractor_local_storage_value_set(key, ary) };
@@ -99,7 +102,8 @@ impl KeyCache {
             return hit;
         }
         let v = raw::interned_utf8(bytes);
-        raw::ary_store(self.ary, i, v);
+        // SAFETY: an Array this code owns (unfrozen), alive; the element is live.
+        unsafe { raw::ary_store(self.ary, i, v) };
         v
     }
 
@@ -117,7 +121,8 @@ impl KeyCache {
             return hit;
         }
         let v = raw::symbol(bytes, false);
-        raw::ary_store(self.ary, i, v);
+        // SAFETY: an Array this code owns (unfrozen), alive; the element is live.
+        unsafe { raw::ary_store(self.ary, i, v) };
         v
     }
 }

@@ -1,0 +1,3 @@
+//! Registered extension types: the tables factories, packers and
+//! unpackers share, and how their procs and methods are called.
+pub mod registry;

@@ -1,0 +1,4 @@
+//! `MessagePack::Packer` and the packing walk.
+pub mod out_buf;
+pub mod packer;
+pub mod walk;

@@ -1,0 +1,128 @@
+//! The decoder stack and value stack `MessagePack.unpack` / `Factory#load`
+//! reuse, one per Ractor (Ractor-local storage; never shared), so decoding
+//! a String allocates nothing but the Ruby objects it returns.
+use crate::runtime::gc_ref::{may_read_state, Published};
+use crate::runtime::local::RactorLocal;
+use crate::runtime::ruby;
+use crate::runtime::value_stack::ValueStack;
+use crate::unpack::builder::RubyBuilder;
+use magnus::{rb_sys::AsRawValue, typed_data::Obj};
+use msgpack_rs_core::{Limits, StreamDecoder};
+use std::cell::RefCell;
+
+/// This Ractor's scratch.
+static SCRATCH: RactorLocal = RactorLocal::new();
+
+#[derive(magnus::TypedData)]
+#[magnus(
+    class = "MessagePack::Memory::Scratch",
+    mark,
+    compact,
+    free_immediately,
+    size
+)]
+struct UnpackScratch {
+    /// The Ractor it belongs to (see `gc_ref::may_read_state`).
+    owner: u64,
+    decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    /// The decoder's heap size as of its last use, for `dsize`.
+    decoder_bytes: Published,
+    values: ValueStack,
+}
+
+impl magnus::DataTypeFunctions for UnpackScratch {
+    fn mark(&self, marker: &magnus::gc::Marker) {
+        if may_read_state(self.owner) {
+            self.values.mark(marker);
+        }
+    }
+    fn compact(&self, compactor: &magnus::gc::Compactor) {
+        self.values.update(compactor);
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.values.heap_size() + self.decoder_bytes.get()
+    }
+}
+
+/// Value-stack capacity the scratch keeps between calls, in bytes.
+const SCRATCH_VALUES_KEEP: usize = 1 << 20;
+
+fn new_scratch() -> Obj<UnpackScratch> {
+    ruby().obj_wrap(UnpackScratch {
+        owner: crate::runtime::ractor::current_id(),
+        decoder: RefCell::new(StreamDecoder::default()),
+        decoder_bytes: Default::default(),
+        values: ValueStack::default(),
+    })
+}
+
+/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`) and
+/// value stack, or with fresh ones when they are in use further up the
+/// stack (an ext callback unpacking a nested String).
+pub fn with_unpack_scratch<R>(
+    limits: Limits,
+    f: impl FnOnce(&mut StreamDecoder<RubyBuilder>, &ValueStack) -> R,
+) -> R {
+    let scratch = SCRATCH
+        .object_or_init(new_scratch)
+        .filter(|s| s.decoder.try_borrow_mut().is_ok())
+        // In use further up the stack: a fresh one for this call (alive
+        // while it runs: `scratch` is on the machine stack).
+        .unwrap_or_else(new_scratch);
+    let r = match scratch.decoder.try_borrow_mut() {
+        Ok(mut dec) => {
+            dec.reset();
+            dec.set_limits(limits);
+            let r = f(&mut dec, &scratch.values);
+            // Partial frames (after NeedMore, an error or a deferred ext)
+            // hold only indices; drop them and their values, keep the
+            // allocations, but not those of a huge message (a
+            // million-element Array): at most 1 MiB of value stack stays.
+            dec.reset();
+            scratch.values.truncate(0);
+            if scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
+                scratch.values.shrink();
+            }
+            scratch.decoder_bytes.set(dec.heap_size());
+            r
+        }
+        // Unreachable (checked above, or new); still decode with a value
+        // stack the GC marks.
+        Err(_) => {
+            let fresh = new_scratch();
+            let r = f(&mut StreamDecoder::new(limits), &fresh.values);
+            std::hint::black_box(fresh.as_raw());
+            r
+        }
+    };
+    std::hint::black_box(scratch.as_raw());
+    r
+}
+
+/// For `MessagePack.compact!` (a memory hook): gives back the scratch
+/// decoder's memory unless it is in use.
+pub fn compact() -> (usize, usize) {
+    let Some(s) = SCRATCH.object::<UnpackScratch>() else {
+        return (0, 0);
+    };
+    let Ok(mut dec) = s.decoder.try_borrow_mut() else {
+        return (0, 0);
+    };
+    let before = dec.heap_size() + s.values.heap_size();
+    if dec.is_idle() {
+        dec.shrink_to_fit();
+        s.values.shrink();
+    }
+    s.decoder_bytes.set(dec.heap_size());
+    (before, dec.heap_size() + s.values.heap_size())
+}
+
+/// Makes the Ractor-local key and the Ruby class (at load time).
+pub fn init(ruby: &magnus::Ruby, memory: magnus::RModule) -> Result<(), magnus::Error> {
+    use magnus::{prelude::*, TypedData};
+    SCRATCH.init();
+    let scratch = memory.define_class("Scratch", ruby.class_object())?;
+    scratch.undef_default_alloc_func();
+    let _ = UnpackScratch::class(ruby);
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The decoding options every entry point takes (`Unpacker.new`,
+//! `MessagePack.unpack`/`Factory#load`, `MappedUnpacker`), parsed in one
+//! place, and the one check that a whole-input read consumed everything.
+use crate::buffer::core::{READ_REFERENCE_THRESHOLD_DEFAULT, READ_REFERENCE_THRESHOLD_MIN};
+use crate::runtime::errors;
+use crate::runtime::options::{opt_flag, opt_size, opt_u64};
+use crate::unpack::builder::UnpackOptions;
+use magnus::{Error, RHash};
+use msgpack_rs_core::Limits;
+
+/// What an options Hash asks of a decode.
+#[derive(Clone, Copy)]
+pub struct DecodeSettings {
+    pub opts: UnpackOptions,
+    pub limits: Limits,
+    /// Strings at least this long may be substrings of a shared source.
+    pub read_reference_threshold: usize,
+}
+
+impl DecodeSettings {
+    /// `symbolize_keys`, `freeze`, `allow_unknown_ext`, the `max_*` limits
+    /// and `read_reference_threshold` (msgpack-ruby's default and minimum).
+    /// `optimized_symbols` comes from the factory's registrations.
+    pub fn parse(options: Option<RHash>, optimized_symbols: bool) -> Result<Self, Error> {
+        let limits = parse_limits(options)?;
+        let read_reference_threshold = match opt_size(options, "read_reference_threshold")? {
+            Some(n) => n.max(READ_REFERENCE_THRESHOLD_MIN),
+            None => READ_REFERENCE_THRESHOLD_DEFAULT,
+        };
+        Ok(DecodeSettings {
+            opts: UnpackOptions {
+                symbolize_keys: opt_flag(options, "symbolize_keys"),
+                freeze: opt_flag(options, "freeze"),
+                allow_unknown_ext: opt_flag(options, "allow_unknown_ext"),
+                optimized_symbols,
+            },
+            limits,
+            read_reference_threshold,
+        })
+    }
+}
+
+/// Reads hostile-input limits from the options (all optional).
+pub fn parse_limits(options: Option<RHash>) -> Result<Limits, Error> {
+    let mut l = Limits::default();
+    let clamp = |n: u64| n.min(u32::MAX as u64) as u32;
+    if let Some(n) = opt_u64(options, "max_depth")? {
+        l.max_depth = n.min(usize::MAX as u64) as usize;
+    }
+    if let Some(n) = opt_u64(options, "max_array_len")? {
+        l.max_array_len = clamp(n);
+    }
+    if let Some(n) = opt_u64(options, "max_map_len")? {
+        l.max_map_len = clamp(n);
+    }
+    if let Some(n) = opt_u64(options, "max_str_len")? {
+        l.max_str_len = clamp(n);
+    }
+    if let Some(n) = opt_u64(options, "max_bin_len")? {
+        l.max_bin_len = clamp(n);
+    }
+    if let Some(n) = opt_u64(options, "max_ext_len")? {
+        l.max_ext_len = clamp(n);
+    }
+    Ok(l)
+}
+
+/// The one extra-bytes check of a whole-input read (`full_unpack`,
+/// `MessagePack.unpack`, `MappedUnpacker#read_whole`): `left` bytes follow
+/// the one object read.
+#[inline]
+pub fn check_nothing_left(left: usize) -> Result<(), Error> {
+    if left > 0 {
+        return Err(errors::extra_bytes(left));
+    }
+    Ok(())
+}
