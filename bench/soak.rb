@@ -40,6 +40,7 @@ OptionParser.new do |o|
 end.parse!
 
 require "msgpack"
+require_relative "../spec/support/random_objects"
 
 RS = defined?(MessagePack::MappedUnpacker) ? true : false
 VERSION = Gem::Version.new(MessagePack::VERSION)
@@ -78,33 +79,13 @@ end
 class Boom < StandardError; end
 Bomb = Struct.new(:fuse) # its ext packer raises
 
-def random_string(max)
-  len = RNG.rand(0..max)
-  case RNG.rand(3)
-  when 0 then "a" * len
-  when 1 then "é" * (len / 2)
-  else RNG.bytes(len)
-  end
-end
+# Shapes from the shared generator (spec/support/random_objects.rb, profile :soak), drawing
+# from RNG like everything else here.
+GEN = RandomObjects.generator(:soak, RNG)
 
-def random_value(depth = 0)
-  case RNG.rand(depth >= 3 ? 7 : 10)
-  when 0 then RNG.rand(-(2**31)..(2**31))
-  when 1 then RNG.rand(-(2**63)..(2**64 - 1))
-  when 2 then RNG.rand * 1e6
-  when 3 then random_string(40)
-  when 4 then [nil, true, false].sample(random: RNG)
-  when 5 then :"sym#{RNG.rand(50)}"
-  when 6 then random_string(300)
-  when 7 then Array.new(RNG.rand(0..6)) { random_value(depth + 1) }
-  when 8 then Array.new(RNG.rand(0..5)) { |i| ["k#{i}", random_value(depth + 1)] }.to_h
-  else { RNG.rand(100) => random_value(depth + 1), nil => [1.5, "x"] }
-  end
-end
-
-SHAPES = Array.new(200) { random_value }.freeze
+SHAPES = Array.new(200) { GEN.value }.freeze
 STREAM_COUNT = 60
-STREAM = Array.new(STREAM_COUNT) { MessagePack.pack(random_value) }.join.freeze
+STREAM = Array.new(STREAM_COUNT) { MessagePack.pack(GEN.value) }.join.freeze
 MALFORMED = [
   "\xc1".b, "\x92\x01".b, "\xdb\xff\xff\xff\xff".b, "\x81\xa1k".b, "\xd9\x05ab".b, "\xc7\x05\x01ab".b,
   "\x93\xc1\x01\x02".b,
@@ -156,7 +137,7 @@ def check(condition, what)
 end
 
 def ext_value
-  v = [Point.new(RNG.rand(1000), -RNG.rand(1000)), Blob.new(random_string(30).b), :"s#{RNG.rand(100)}"]
+  v = [Point.new(RNG.rand(1000), -RNG.rand(1000)), Blob.new(GEN.string(30).b), :"s#{RNG.rand(100)}"]
   v << Tree.new("root", [Tree.new("leaf", []), 7]) if FEATURES[:recursive]
   v << Time.at(RNG.rand(2**33), RNG.rand(1_000_000_000), :nsec) if FEATURES[:timestamp]
   v

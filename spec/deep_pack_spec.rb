@@ -6,8 +6,8 @@
 # 1,000,000) bounds the walk: deeper nesting, such as a cycle, raises SystemStackError.
 # It used to raise SystemStackError from 4,096 levels on.
 #
-# spec/hostile_spec.rb has the plain 100,000-level Array and Hash cases and small
-# max_depth values; this file covers every entry point, mixed nesting, callbacks
+# spec/hostile_deep_nesting_spec.rb has the plain 100,000-level Array and Hash cases and
+# small max_depth values; this file covers every entry point, mixed nesting, callbacks
 # (to_msgpack, ext packers) inside deep data, the default bound, cycles, and Ractors.
 
 module DeepPack

@@ -10,8 +10,10 @@ require "tmpdir"
 #
 # For a few thousand seeded random nested objects it checks that
 #   1. our MessagePack.pack and the C gem's produce identical bytes;
-#   2. each side unpacks the other side's bytes to the same objects (including String
-#      encodings and exact Float bits), with and without symbolize_keys.
+#   2. each side unpacks the other side's bytes to the same objects (StrictEquality.same?
+#      without the frozen check: classes, String encodings, exact Float bits, Hash order),
+#      with and without symbolize_keys.
+# The objects come from RandomObjects' :ruby profile (spec/support/random_objects.rb).
 
 module DifferentialSpec
   SEED = 0x5EED_2024
@@ -76,126 +78,6 @@ module DifferentialSpec
       Marshal.load(File.binread(output))
     end
   end
-
-  # Structure + String encodings + exact Float bits.
-  def signature(obj)
-    case obj
-    when Hash then [:map, obj.map { |k, v| [signature(k), signature(v)] }]
-    when Array then obj.first == :error && obj.size == 2 ? obj : [:array, obj.map { |v| signature(v) }]
-    when String then [:str, obj.encoding == Encoding::BINARY ? "BINARY" : obj.encoding.name, obj.b]
-    when Symbol then [:sym, obj.to_s.encoding.name, obj.to_s.b]
-    when Float then [:float, [obj].pack("G")]
-    when Integer, true, false, nil then obj
-    else [:other, obj.class.name, obj.inspect]
-    end
-  end
-
-  class Generator
-    INT_EDGES = [0, 1, 31, 32, 127, 128, 255, 256, 32_767, 32_768, 65_535, 65_536, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
-                 2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64 - 1].freeze
-    NEG_EDGES = [-1, -31, -32, -33, -127, -128, -129, -32_767, -32_768, -32_769, -2**31, -2**31 - 1, -2**32,
-                 -2**62, -2**62 - 1, -2**63 + 1, -2**63].freeze
-    LENGTHS = [0, 1, 2, 15, 16, 31, 32, 33, 255, 256, 257, 1000, 65_535, 65_536].freeze
-    CHAR_RANGES = [0x20..0x7e, 0xa0..0x24f, 0x391..0x3c9, 0x410..0x44f, 0x3041..0x3096, 0x4e00..0x4fff,
-                   0x1f300..0x1f5ff].freeze
-    FLOATS = [0.0, -0.0, 1.0, -1.5, 0.1, Float::INFINITY, -Float::INFINITY, Float::NAN, Float::MAX, Float::MIN,
-              5e-324, 1e300, -1e-300, 3.14159].freeze
-
-    def initialize(seed)
-      @rng = Random.new(seed)
-    end
-
-    def object(depth = 0)
-      r = @rng.rand(100)
-      if depth < 4 && r < 12 then array(depth)
-      elsif depth < 4 && r < 22 then hash(depth)
-      else scalar
-      end
-    end
-
-    def scalar
-      case @rng.rand(13)
-      when 0 then [nil, true, false].sample(random: @rng)
-      when 1, 2 then integer
-      when 3 then float
-      when 4, 5, 6 then utf8_string
-      when 7, 8 then binary_string
-      when 9 then ascii_string
-      when 10 then symbol
-      else @rng.rand(-40..140)
-      end
-    end
-
-    def integer
-      case @rng.rand(5)
-      when 0 then INT_EDGES.sample(random: @rng)
-      when 1 then NEG_EDGES.sample(random: @rng)
-      when 2 then @rng.rand(2**(@rng.rand(1..64)))
-      when 3 then -@rng.rand(2**(@rng.rand(1..63)) + 1)
-      else @rng.rand(-2**63..2**64 - 1)
-      end
-    end
-
-    def float
-      @rng.rand(3).zero? ? FLOATS.sample(random: @rng) : (@rng.rand - 0.5) * 10**@rng.rand(-20..20)
-    end
-
-    def length
-      return @rng.rand(0..40) unless @rng.rand(8).zero?
-
-      n = LENGTHS.sample(random: @rng)
-      n > 1000 && @rng.rand(4).positive? ? n - 65_280 : n # 64 KiB boundaries stay rare
-    end
-
-    # Long strings repeat a random 64-character stem so that generation stays fast.
-    def stretch(n)
-      stem = Array.new([n, 64].min) { yield }
-      (stem * ((n / [stem.size, 1].max) + 1)).first(n)
-    end
-
-    def utf8_string
-      stretch(length) { @rng.rand(CHAR_RANGES.sample(random: @rng)) }.pack("U*")
-    end
-
-    def ascii_string
-      stretch(length) { @rng.rand(0x20..0x7e) }.pack("C*").force_encoding(Encoding::US_ASCII)
-    end
-
-    def binary_string
-      @rng.bytes(length)
-    end
-
-    def symbol
-      case @rng.rand(4)
-      when 0 then Array.new(@rng.rand(1..20)) { @rng.rand(0x61..0x7a) }.pack("C*").to_sym
-      when 1 then utf8_string.to_sym
-      when 2 then @rng.bytes(@rng.rand(1..8)).to_sym
-      else Array.new(@rng.rand(0..5)) { @rng.rand(0x41..0x5a) }.pack("C*").to_sym
-      end
-    end
-
-    def size
-      @rng.rand(10).zero? ? [15, 16, 17, 40].sample(random: @rng) : @rng.rand(0..6)
-    end
-
-    def array(depth)
-      Array.new(size) { object(depth + 1) }
-    end
-
-    def hash(depth)
-      h = {}
-      seen = {}
-      size.times do
-        key = [utf8_string, ascii_string, symbol, binary_string, integer, nil, [1, "k"]].sample(random: @rng)
-        norm = key.is_a?(Symbol) ? key.to_s.b : (key.is_a?(String) ? key.b : key)
-        next if seen.key?(norm)
-
-        seen[norm] = true
-        h[key] = object(depth + 1)
-      end
-      h
-    end
-  end
 end
 
 RSpec.describe "differential test against the C gem (child process)" do
@@ -203,8 +85,7 @@ RSpec.describe "differential test against the C gem (child process)" do
     @problem = DifferentialSpec.c_gem_problem
     next if @problem
 
-    gen = DifferentialSpec::Generator.new(DifferentialSpec::SEED)
-    @objects = Array.new(DifferentialSpec::COUNT) { gen.object }
+    @objects = RandomObjects.values(:ruby, DifferentialSpec::COUNT, seed: DifferentialSpec::SEED)
     @our_bytes = @objects.map { |o| MessagePack.pack(o) }
     @child = DifferentialSpec.run_child(@objects, @our_bytes)
     RSpec.configuration.reporter.message(
@@ -221,7 +102,8 @@ RSpec.describe "differential test against the C gem (child process)" do
     skip "C gem not available: #{@problem}"
   end
 
-  def sig(obj) = DifferentialSpec.signature(obj)
+  # (Values from the child come through Marshal: never frozen.)
+  def same?(a, b) = StrictEquality.same?(a, b, frozen: false)
 
   def mismatches
     out = []
@@ -266,7 +148,7 @@ RSpec.describe "differential test against the C gem (child process)" do
   it "unpacks the C gem's bytes like the C gem does" do
     bad = mismatches do |i|
       b = @child[:c_bytes][i]
-      sig(MessagePack.unpack(b)) == sig(@child[:c_of_c][i])
+      same?(MessagePack.unpack(b), @child[:c_of_c][i])
     end
     expect(bad).to be_empty, -> { "#{bad.size} mismatches:\n" + describe_failures(bad) { |i| @child[:c_of_c][i].inspect[0, 200] } }
   end
@@ -278,13 +160,13 @@ RSpec.describe "differential test against the C gem (child process)" do
       rescue StandardError => e
         [:error, e.class.name]
       end
-      sig(ours) == sig(@child[:c_of_c_sym][i])
+      same?(ours, @child[:c_of_c_sym][i])
     end
     expect(bad).to be_empty, -> { "#{bad.size} mismatches:\n" + describe_failures(bad) { |i| @child[:c_of_c_sym][i].inspect[0, 200] } }
   end
 
   it "has the C gem unpack our bytes to what we unpack them to" do
-    bad = mismatches { |i| sig(@child[:c_of_ours][i]) == sig(MessagePack.unpack(@our_bytes[i])) }
+    bad = mismatches { |i| same?(@child[:c_of_ours][i], MessagePack.unpack(@our_bytes[i])) }
     expect(bad).to be_empty, -> { "#{bad.size} mismatches:\n" + describe_failures(bad) { |i| @child[:c_of_ours][i].inspect[0, 200] } }
   end
 
@@ -295,7 +177,7 @@ RSpec.describe "differential test against the C gem (child process)" do
       rescue StandardError => e
         [:error, e.class.name]
       end
-      sig(@child[:c_of_ours_sym][i]) == sig(ours)
+      same?(@child[:c_of_ours_sym][i], ours)
     end
     expect(bad).to be_empty, -> { "#{bad.size} mismatches:\n" + describe_failures(bad) { |i| @child[:c_of_ours_sym][i].inspect[0, 200] } }
   end
@@ -310,7 +192,7 @@ RSpec.describe "differential test against the C gem (child process)" do
       else o
       end
     end
-    bad = mismatches { |i| sig(MessagePack.unpack(@our_bytes[i])) == sig(normal.call(@objects[i])) }
+    bad = mismatches { |i| same?(MessagePack.unpack(@our_bytes[i]), normal.call(@objects[i])) }
     expect(bad).to be_empty, -> { "#{bad.size} mismatches:\n" + describe_failures(bad) { |i| MessagePack.unpack(@our_bytes[i]).inspect[0, 200] } }
   end
 end

@@ -161,20 +161,10 @@ RSpec.describe "Reliability: skip and read share one state (finding 8)" do
   end
 
   it "matches SkipModel on random streams, chunkings and feed/read/skip/each sequences", if: !MSGPACK_SPEC_ORACLE do
-    shapes = lambda do |r, depth|
-      case r.rand(depth > 2 ? 4 : 7)
-      when 0 then r.rand(-1000..100_000)
-      when 1 then "s" * r.rand(0..300)
-      when 2 then nil
-      when 3 then r.rand < 0.5
-      when 4 then Array.new(r.rand(0..4)) { shapes.call(r, depth + 1) }
-      when 5 then Array.new(r.rand(0..3)) { |i| ["k#{i}", shapes.call(r, depth + 1)] }.to_h
-      else 1.5
-      end
-    end
     1500.times do |seed|
       r = Random.new(seed)
-      objects = Array.new(r.rand(1..8)) { shapes.call(r, 0) }
+      shapes = RandomObjects.generator(:simple, r) # (shares r with the operations below)
+      objects = Array.new(r.rand(1..8)) { shapes.value }
       bytes = objects.map { |o| MessagePack.pack(o) }.join
       model = SkipStateSpec::SkipModel.new(objects)
       u = MessagePack::Unpacker.new

@@ -14,7 +14,8 @@
 # in an Array or a Hash, is fed whole and byte by byte and read through read, each,
 # feed_each and an Unpacker over an IO: each stream is "bef", the failing object, 42,
 # [7, 8], and every reader must give exactly "bef", the error, 42, [7, 8].
-# (spec/hostile_spec.rb "unpacker state after an exception" has single cases of this.)
+# (spec/hostile_state_after_error_spec.rb, "unpacker state after an exception", has single
+# cases of this.)
 
 require "stringio"
 

@@ -27,11 +27,25 @@ RSpec.describe "MessagePack::Unpacker streaming" do
     [out, u]
   end
 
+  # What an entry of STREAM_OBJECTS decodes to: non-binary Strings come back UTF-8, ext
+  # payloads binary.
+  def decoded_form(obj)
+    case obj
+    when String then obj.encoding == Encoding::BINARY ? obj : obj.dup.force_encoding(Encoding::UTF_8)
+    when Array then obj.map { |o| decoded_form(o) }
+    when Hash then obj.to_h { |k, v| [decoded_form(k), decoded_form(v)] }
+    when MessagePack::ExtensionValue then MessagePack::ExtensionValue.new(obj.type, obj.payload.b)
+    else obj
+    end
+  end
+
+  # == and StrictEquality (spec/support/strict_equality.rb; classes, String encodings at
+  # every level, Float bits, map order).
   def expect_same_objects(actual)
     expect(actual.size).to eq(STREAM_OBJECTS.size)
     actual.zip(STREAM_OBJECTS).each do |a, e|
       expect(a).to eq(e)
-      expect(a.encoding).to eq(e.encoding == Encoding::BINARY ? Encoding::BINARY : Encoding::UTF_8) if e.is_a?(String)
+      expect(a).to strictly_equal(decoded_form(e), frozen: false)
     end
   end
 

@@ -34,7 +34,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     buffer::class::init(ruby, module)?;
     pack::packer::init(ruby, module)?;
     unpack::unpacker::init(ruby, module)?;
-    factory::class::init(ruby, module)?;
+    unpack::mapped::init(ruby, module)?;
     let memory = memory::init(
         ruby,
         module,
@@ -46,8 +46,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
         }],
     )?;
     unpack::scratch::init(ruby, memory)?;
+    factory::class::init(ruby, module)?;
     factory::pools::init(memory)?;
-    unpack::mapped::init(ruby, module)?;
     resolve_lazy_state(ruby);
     Ok(())
 }

@@ -8,6 +8,7 @@
 //!
 //! IO arguments and recursive ext types take the ordinary path.
 use crate::buffer::chunk_queue::SharedSource;
+use crate::ext_types::registry::UnpackRegistry;
 use crate::factory::class::{Factory, Tables};
 use crate::pack::packer::Packer;
 use crate::runtime::errors;
@@ -16,6 +17,7 @@ use crate::runtime::options::{split_io_options, BadOptions};
 use crate::runtime::raw;
 use crate::runtime::ruby;
 use crate::unpack::builder::RubyBuilder;
+use crate::unpack::mapped::MappedUnpacker;
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
@@ -23,6 +25,7 @@ use magnus::{
 };
 use msgpack_rs_core::Step;
 use rb_sys::VALUE;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 /// The Ractor's reusable packer.
@@ -31,9 +34,7 @@ static SCRATCH_PACKER: RactorLocal = RactorLocal::new();
 static DEFAULT_FACTORY: OnceLock<usize> = OnceLock::new();
 
 fn default_factory() -> Result<&'static Factory, Error> {
-    let raw = *DEFAULT_FACTORY
-        .get()
-        .ok_or_else(errors::not_initialized)?;
+    let raw = *DEFAULT_FACTORY.get().ok_or_else(errors::not_initialized)?;
     // SAFETY: a pinned, permanently referenced Factory object.
     <&Factory>::try_convert(unsafe { Value::from_raw(raw as VALUE) })
 }
@@ -50,9 +51,10 @@ fn scratch_packer(factory: &Factory) -> Option<Obj<Packer>> {
     if packer.is_busy() {
         return None;
     }
-    if !packer.has_tables_of(factory, factory.generation()) {
+    let address = factory as *const Factory as usize;
+    if !packer.has_tables_of((address, factory.generation())) {
         let tables = factory.tables().ok()?;
-        packer.adopt(factory, &tables);
+        packer.adopt((address, tables.generation), &tables.pack);
     }
     Some(packer)
 }
@@ -204,10 +206,25 @@ pub fn init(ruby: &Ruby, module: RModule, default: Value) -> Result<(), Error> {
     // SAFETY: pinning the DefaultFactory object for the process lifetime.
     unsafe { rb_sys::rb_gc_register_mark_object(default.as_raw()) };
     let _ = DEFAULT_FACTORY.set(default.as_raw() as usize);
+    let mapped = module.const_get::<_, magnus::RClass>("MappedUnpacker")?;
+    mapped.define_singleton_method("open_internal", function!(open_mapped, 3))?;
     module.define_module_function("pack", function!(module_pack, -1))?;
     module.define_module_function("dump", function!(module_pack, -1))?;
     module.define_module_function("unpack", function!(module_unpack, -1))?;
     module.define_module_function("load", function!(module_unpack, -1))?;
     let _ = ruby;
     Ok(())
+}
+
+/// `MappedUnpacker.open_internal(path, options, factory_or_nil)`: a mapped
+/// file read with the factory's ext types.
+fn open_mapped(path: Value, options: Value, factory: Value) -> Result<Obj<MappedUnpacker>, Error> {
+    let (registry, optimized) = if factory.is_nil() {
+        (Arc::new(UnpackRegistry::default()), false)
+    } else {
+        let f = <&Factory>::try_convert(factory)?;
+        let t = f.tables()?;
+        (t.unpack, t.optimized_symbols)
+    };
+    crate::unpack::mapped::open_path(path, options, registry, optimized)
 }

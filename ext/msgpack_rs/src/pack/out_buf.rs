@@ -179,7 +179,7 @@ const STREAMING_COPY_MIN: usize = 256 * 1024;
 // SAFETY (contract): see `# Safety` above; `put_slice` reserves `len` bytes.
 unsafe fn copy_streaming(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
-    // SAFETY (whole body): per the contract; SSE2 is part of x86_64, so
+    // SAFETY: (whole body) per the contract; SSE2 is part of x86_64, so
     // these intrinsics are always available; the streaming stores go to
     // 16-byte-aligned addresses (the head copy aligns `dst`).
     unsafe {

@@ -308,21 +308,18 @@ impl Packer {
         r
     }
 
-    /// Whether the registrations of `factory` at `generation` are installed.
+    /// Whether the registrations from `origin` (a factory's address and
+    /// the generation of its tables) are installed.
     #[inline]
-    pub fn has_tables_of(&self, factory: &crate::factory::class::Factory, generation: u64) -> bool {
-        self.origin.get() == (factory as *const _ as usize, generation)
+    pub fn has_tables_of(&self, origin: (usize, u64)) -> bool {
+        self.origin.get() == origin
     }
 
-    /// Takes `factory`'s registrations unless they are already installed.
-    pub fn adopt(
-        &self,
-        factory: &crate::factory::class::Factory,
-        tables: &crate::factory::class::Tables,
-    ) {
-        let origin = (factory as *const _ as usize, tables.generation);
+    /// Takes `registry`, the pack tables of `origin`, unless they are
+    /// already installed.
+    pub fn adopt(&self, origin: (usize, u64), registry: &Arc<PackRegistry>) {
         if self.origin.get() != origin {
-            self.install_registry(tables.pack.clone());
+            self.install_registry(registry.clone());
             self.origin.set(origin);
         }
     }
@@ -694,11 +691,11 @@ impl Packer {
         let raw_s = s.as_raw();
         // Like msgpack-ruby, transcode to BINARY: text that is not ASCII
         // raises Encoding::UndefinedConversionError.
+        // SAFETY: encoding index of a live String.
+        let binary = unsafe { crate::runtime::raw::enc_index(raw_s) }
+            == crate::runtime::raw::enc_indexes().binary;
         // SAFETY: coderange scan of a live String.
-        if unsafe { crate::runtime::raw::enc_index(raw_s) }
-            != crate::runtime::raw::enc_indexes().binary
-            && unsafe { rb_sys::rb_enc_str_asciionly_p(raw_s) } == 0
-        {
+        if !binary && unsafe { rb_sys::rb_enc_str_asciionly_p(raw_s) } == 0 {
             s = RString::try_convert(s.funcall::<_, _, Value>("encode", ("ASCII-8BIT",))?)?;
         }
         // SAFETY: bytes of a live String, used before any Ruby call.

@@ -30,6 +30,12 @@ impl RactorLocal {
         });
     }
 
+    /// `Some` once [`RactorLocal::init`] ran.
+    #[inline]
+    pub fn initialized(&self) -> Option<()> {
+        self.key().map(|_| ())
+    }
+
     #[inline(always)]
     fn key(&self) -> Option<rb_sys::rb_ractor_local_key_t> {
         self.key.get().map(|&k| k as rb_sys::rb_ractor_local_key_t)

@@ -344,6 +344,7 @@ pub unsafe fn has_builtin_hash(k: VALUE) -> bool {
     // SAFETY: per the contract, a live heap object; rb_cString is a VM
     // global set at boot.
     match unsafe { rb_sys::RB_BUILTIN_TYPE(k) } {
+        // SAFETY: as above.
         RUBY_T_STRING => unsafe { class_of(k) == rb_sys::rb_cString },
         RUBY_T_SYMBOL | RUBY_T_BIGNUM | RUBY_T_FLOAT => true,
         _ => false,

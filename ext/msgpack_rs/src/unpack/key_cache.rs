@@ -6,31 +6,25 @@
 //! Ractor-local storage, so the GC sees (and pins) them and no Ractor shares
 //! another's cache. Results are identical to interning: the cache only
 //! holds interned strings (or symbols) it got from the VM.
+use crate::runtime::local::RactorLocal;
 use crate::runtime::raw;
 use rb_sys::VALUE;
-use std::sync::OnceLock;
 
 const SLOTS: usize = 256;
 /// Longer keys are rarely repeated hot keys; they go straight to the VM.
 const MAX_KEY_LEN: usize = 48;
 
-static KEY: OnceLock<usize> = OnceLock::new();
+/// This Ractor's cache Array.
+static CACHE: RactorLocal = RactorLocal::new();
 
 pub fn init() {
-    // SAFETY: plain C API call at load time.
-    let key = unsafe { rb_sys::rb_ractor_local_storage_value_newkey() };
-    let _ = KEY.set(key as usize);
+    CACHE.init();
 }
 
 /// Empties this Ractor's cache, if it has one (`MessagePack.compact!`), so
 /// the interned Strings and Symbols it kept can be collected.
 pub fn clear_current() {
-    let Some(&key) = KEY.get() else {
-        return;
-    };
-    // SAFETY: a key made at init; the VM marks what it stores.
-    let ary =
-        unsafe { rb_sys::rb_ractor_local_storage_value(key as rb_sys::rb_ractor_local_key_t) };
+    let ary = CACHE.get();
     if ary == raw::NIL {
         return;
     }
@@ -75,17 +69,15 @@ impl KeyCache {
 
     /// This Ractor's cache (created on first use).
     pub fn current() -> Option<KeyCache> {
-        let key = *KEY.get()? as rb_sys::rb_ractor_local_key_t;
-        // SAFETY: a key made at init; the VM marks what it stores.
-        let mut ary = unsafe { rb_sys::rb_ractor_local_storage_value(key) };
+        let mut ary = CACHE.get();
         if ary == raw::NIL {
+            CACHE.initialized()?;
             ary = raw::ary_new_capa(2 * SLOTS);
             for _ in 0..2 * SLOTS {
                 // SAFETY: an Array this code owns (unfrozen), alive on the stack; the element is live.
                 unsafe { raw::ary_push(ary, raw::NIL) };
             }
-            // SAFETY: storing a live object under our key.
-            unsafe { rb_sys::rb_ractor_local_storage_value_set(key, ary) };
+            CACHE.set(ary);
         }
         Some(KeyCache { ary })
     }

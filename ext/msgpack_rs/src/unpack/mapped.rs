@@ -25,7 +25,6 @@
 //!   streaming a large file keeps RSS small.
 use crate::buffer::core::READ_REFERENCE_THRESHOLD_DEFAULT;
 use crate::ext_types::registry::UnpackRegistry;
-use crate::factory::class::Factory;
 use crate::memory::{self, Compactable, Tracker};
 use crate::runtime::errors;
 use crate::runtime::gc_ref::{self, GcRef, Published};
@@ -35,8 +34,8 @@ use crate::runtime::value_stack::ValueStack;
 use crate::unpack::builder::{RubyBuilder, UnpackOptions};
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
-    function, method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue,
-    DataTypeFunctions, Error, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
+    method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
+    Error, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
 };
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 use msgpack_rs_core::{Limits, Step, StreamDecoder};
@@ -591,11 +590,14 @@ impl MappedUnpacker {
     }
 }
 
-/// `MappedUnpacker.open_internal(path, options, factory_or_nil)`.
-fn open_internal(
+/// Opens `path` (anything `File.path` takes) with `registry`'s ext types,
+/// registered for `compact!`: `MappedUnpacker.open_internal`'s work once
+/// the factory's tables are known (factory/one_shot.rs).
+pub fn open_path(
     path: Value,
     options: Value,
-    factory: Value,
+    registry: Arc<UnpackRegistry>,
+    optimized_symbols: bool,
 ) -> Result<Obj<MappedUnpacker>, Error> {
     let ruby = ruby();
     let path: RString = ruby
@@ -618,19 +620,12 @@ fn open_internal(
     } else {
         Some(RHash::try_convert(options)?)
     };
-    let (registry, optimized) = if factory.is_nil() {
-        (Arc::new(UnpackRegistry::default()), false)
-    } else {
-        let f = <&Factory>::try_convert(factory)?;
-        let t = f.tables()?;
-        (t.unpack, t.optimized_symbols)
-    };
     let u = ruby.obj_wrap(MappedUnpacker::open(
         path_string,
         path_buf,
         options,
         registry,
-        optimized,
+        optimized_symbols,
     )?);
     memory::track(&*u);
     Ok(u)
@@ -639,7 +634,6 @@ fn open_internal(
 pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
     let class = module.define_class("MappedUnpacker", ruby.class_object())?;
     class.undef_default_alloc_func();
-    class.define_singleton_method("open_internal", function!(open_internal, 3))?;
     class.define_method("read", method!(MappedUnpacker::read, 0))?;
     class.define_method("unpack", method!(MappedUnpacker::read, 0))?;
     class.define_method("full_unpack", method!(MappedUnpacker::read_whole, 0))?;
