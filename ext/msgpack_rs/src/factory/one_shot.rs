@@ -16,14 +16,14 @@ use crate::runtime::local::RactorLocal;
 use crate::runtime::options::{split_io_options, BadOptions};
 use crate::runtime::raw;
 use crate::runtime::ruby;
-use crate::unpack::builder::RubyBuilder;
+use crate::unpack::driver::{self, Build, BytesSource, Got};
 use crate::unpack::mapped::MappedUnpacker;
+use crate::unpack::scratch::with_unpack_scratch;
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     function, prelude::*, rb_sys::AsRawValue, rb_sys::FromRawValue, typed_data::Obj,
     value::ReprValue, Error, RHash, RModule, RString, Ruby, Value,
 };
-use msgpack_rs_core::Step;
 use rb_sys::VALUE;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -162,24 +162,31 @@ fn decode_string(
         base: bytes.as_ptr(),
     });
     let registry = tables.map(|t| t.unpack.clone());
-    let mut pos = 0;
+    let input = BytesSource::new(bytes, 0, source);
     // The decoder and value stacks are this Ractor's reusable scratch
-    // (memory.rs).
-    let r = crate::unpack::scratch::with_unpack_scratch(limits, |dec, values| {
-        let mut b = RubyBuilder::new(values, opts, registry, source, threshold);
-        dec.decode(&mut b, bytes, &mut pos)
+    // (unpack/scratch.rs).
+    let r = with_unpack_scratch(limits, |dec, values, decoder_bytes| {
+        let build = Build {
+            values,
+            opts,
+            registry,
+            threshold,
+            decoder_bytes,
+            busy: errors::unpacker_reentrant,
+        };
+        driver::decode(dec, &input, &build, 0)
     });
     // Keep the source visibly alive (on the machine stack, where the GC
     // looks) until decoding is over.
     std::hint::black_box(src);
-    match r.map_err(Error::from)? {
-        Step::Done(v) => {
-            check_nothing_left(bytes.len().saturating_sub(pos))?;
+    match r? {
+        Got::Value(v) => {
+            check_nothing_left(input.left())?;
             // SAFETY: a live object just built.
             Ok(Some(unsafe { Value::from_raw(v) }))
         }
-        Step::NeedMore => Err(errors::eof()),
-        Step::Deferred { .. } => Ok(None),
+        Got::NeedMore => Err(errors::eof()),
+        Got::Deferred { .. } => Ok(None),
     }
 }
 

@@ -31,14 +31,15 @@ use crate::runtime::gc_ref::{self, GcRef, Published};
 use crate::runtime::raw;
 use crate::runtime::ruby;
 use crate::runtime::value_stack::ValueStack;
-use crate::unpack::builder::{RubyBuilder, UnpackOptions};
+use crate::unpack::builder::UnpackOptions;
+use crate::unpack::driver::{self, Build, BytesSource, Decoder, Got};
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
     Error, RClass, RHash, RModule, RString, Ruby, TypedData, Value,
 };
 use memmap2::{Advice, Mmap, UncheckedAdvice};
-use msgpack_rs_core::{Limits, Step, StreamDecoder};
+use msgpack_rs_core::{Limits, StreamDecoder};
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -81,7 +82,7 @@ pub struct MappedUnpacker {
     /// Pages before this offset were already given back by `each`.
     dropped: Cell<usize>,
     /// Reused across objects (no malloc per object once warm); also skips.
-    decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    decoder: RefCell<Decoder>,
     decoder_bytes: Published,
     /// Values of the object being decoded (reused; see value_stack.rs).
     values: ValueStack,
@@ -334,8 +335,12 @@ impl MappedUnpacker {
         let src = self.source.try_borrow().map_err(|_| reentrant())?;
         let bytes: &[u8] = src.map.as_deref().unwrap_or(&[]);
         let start = self.pos.get();
-        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
-        if start >= bytes.len() && !dec.is_discarding() {
+        let discarding = self
+            .decoder
+            .try_borrow()
+            .map_err(|_| reentrant())?
+            .is_discarding();
+        if start >= bytes.len() && !discarding {
             return Ok(Next::End);
         }
         // Ruby code may run inside the object (ext procs; ExtensionValue.new):
@@ -344,7 +349,7 @@ impl MappedUnpacker {
         // first measured (no Ruby code runs while the mapping is read) and
         // decoded from a copy.
         let user_code = !self.registry.is_empty() || self.opts.allow_unknown_ext;
-        let copy: Option<Vec<u8>> = if user_code && !dec.is_discarding() {
+        let copy: Option<Vec<u8>> = if user_code && !discarding {
             let mut probe = StreamDecoder::<msgpack_rs_core::Skipper>::new(Limits {
                 max_depth: usize::MAX,
                 max_array_len: u32::MAX,
@@ -365,35 +370,37 @@ impl MappedUnpacker {
         };
         let len = bytes.len();
         // No shared source: every String is copied out of the mapping.
-        let mut b = RubyBuilder::new(
-            &self.values,
-            self.opts,
-            Some(self.registry.clone()),
-            None,
-            READ_REFERENCE_THRESHOLD_DEFAULT,
-        );
-        let mut pos = start;
-        let r = match &copy {
+        let build = Build {
+            values: &self.values,
+            opts: self.opts,
+            registry: Some(self.registry.clone()),
+            threshold: READ_REFERENCE_THRESHOLD_DEFAULT,
+            decoder_bytes: &self.decoder_bytes,
+            busy: reentrant,
+        };
+        let (r, pos) = match &copy {
             Some(object) => {
                 drop(src);
-                let mut at = 0;
-                let r = dec.decode(&mut b, object, &mut at);
-                pos = start + at;
-                r
+                let input = BytesSource::new(object, 0, None);
+                let r = driver::decode(&self.decoder, &input, &build, 0);
+                (r, start + input.pos())
             }
             None => {
-                let r = dec.decode(&mut b, bytes, &mut pos);
+                let input = BytesSource::new(bytes, start, None);
+                let r = driver::decode(&self.decoder, &input, &build, 0);
+                let pos = input.pos();
                 drop(src);
-                r
+                (r, pos)
             }
         };
+        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
         let next = match r {
-            Ok(Step::Done(v)) => {
+            Ok(Got::Value(v)) => {
                 self.pos.set(pos);
                 // SAFETY: a live object just built.
                 Ok(Next::Value(unsafe { Value::from_raw(v) }))
             }
-            Ok(Step::NeedMore) => {
+            Ok(Got::NeedMore) => {
                 // Keep nothing half-built: the next call starts this object
                 // again (from `pos` unless a discard moved past it).
                 if dec.is_discarding() {
@@ -408,7 +415,7 @@ impl MappedUnpacker {
                     Next::Truncated
                 })
             }
-            Ok(Step::Deferred { ty, .. }) => {
+            Ok(Got::Deferred { ty, .. }) => {
                 dec.reset();
                 self.values.truncate(0);
                 Err(errors::mapped_recursive_ext(ty))
@@ -418,7 +425,7 @@ impl MappedUnpacker {
                 // discarded by the next call.
                 self.pos.set(pos);
                 self.values.truncate(0);
-                Err(Error::from(e))
+                Err(e)
             }
         };
         self.decoder_bytes.set(dec.heap_size());
@@ -451,27 +458,33 @@ impl MappedUnpacker {
         let src = self.source.try_borrow().map_err(|_| reentrant())?;
         let bytes: &[u8] = src.map.as_deref().unwrap_or(&[]);
         let start = self.pos.get();
-        let mut dec = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
-        if start >= bytes.len() && !dec.is_discarding() {
+        let discarding = self
+            .decoder
+            .try_borrow()
+            .map_err(|_| reentrant())?
+            .is_discarding();
+        if start >= bytes.len() && !discarding {
             return Err(errors::eof());
         }
-        let mut pos = start;
-        let r = dec.skip(bytes, &mut pos);
-        self.values.truncate(0);
+        let input = BytesSource::new(bytes, start, None);
+        let r = driver::skip(&self.decoder, &input, &self.values, 0, reentrant);
         match r {
             Ok(true) => {
-                self.pos.set(pos);
+                self.pos.set(input.pos());
                 Ok(())
             }
             Ok(false) => {
                 // Truncated: forget the partial skip; the next call starts
                 // at this object again.
-                dec.reset();
+                self.decoder
+                    .try_borrow_mut()
+                    .map_err(|_| reentrant())?
+                    .reset();
                 Err(self.truncated(bytes.len()))
             }
             Err(e) => {
-                self.pos.set(pos);
-                Err(errors::decode(e))
+                self.pos.set(input.pos());
+                Err(e)
             }
         }
     }

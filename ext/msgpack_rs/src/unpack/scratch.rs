@@ -5,10 +5,10 @@ use crate::runtime::gc_ref::{may_read_state, Published};
 use crate::runtime::local::RactorLocal;
 use crate::runtime::ruby;
 use crate::runtime::value_stack::ValueStack;
-use crate::unpack::builder::RubyBuilder;
+use crate::unpack::driver::Decoder;
 use magnus::{rb_sys::AsRawValue, typed_data::Obj};
 use msgpack_rs_core::{Limits, StreamDecoder};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// This Ractor's scratch.
 static SCRATCH: RactorLocal = RactorLocal::new();
@@ -24,7 +24,10 @@ static SCRATCH: RactorLocal = RactorLocal::new();
 struct UnpackScratch {
     /// The Ractor it belongs to (see `gc_ref::may_read_state`).
     owner: u64,
-    decoder: RefCell<StreamDecoder<RubyBuilder>>,
+    decoder: RefCell<Decoder>,
+    /// Lent to a decode (a nested one, from an ext proc, gets a fresh
+    /// scratch).
+    busy: Cell<bool>,
     /// The decoder's heap size as of its last use, for `dsize`.
     decoder_bytes: Published,
     values: ValueStack,
@@ -51,50 +54,45 @@ fn new_scratch() -> Obj<UnpackScratch> {
     ruby().obj_wrap(UnpackScratch {
         owner: crate::runtime::ractor::current_id(),
         decoder: RefCell::new(StreamDecoder::default()),
+        busy: Cell::new(false),
         decoder_bytes: Default::default(),
         values: ValueStack::default(),
     })
 }
 
-/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`) and
-/// value stack, or with fresh ones when they are in use further up the
-/// stack (an ext callback unpacking a nested String).
+/// Runs `f` with this Ractor's scratch decoder (idle, set to `limits`),
+/// value stack and the decoder's published size, or with fresh ones when
+/// they are lent further up the stack (an ext callback unpacking a nested
+/// String).
 pub fn with_unpack_scratch<R>(
     limits: Limits,
-    f: impl FnOnce(&mut StreamDecoder<RubyBuilder>, &ValueStack) -> R,
+    f: impl FnOnce(&RefCell<Decoder>, &ValueStack, &Published) -> R,
 ) -> R {
     let scratch = SCRATCH
         .object_or_init(new_scratch)
-        .filter(|s| s.decoder.try_borrow_mut().is_ok())
-        // In use further up the stack: a fresh one for this call (alive
+        .filter(|s| !s.busy.get())
+        // Lent further up the stack: a fresh one for this call (alive
         // while it runs: `scratch` is on the machine stack).
         .unwrap_or_else(new_scratch);
-    let r = match scratch.decoder.try_borrow_mut() {
-        Ok(mut dec) => {
-            dec.reset();
-            dec.set_limits(limits);
-            let r = f(&mut dec, &scratch.values);
-            // Partial frames (after NeedMore, an error or a deferred ext)
-            // hold only indices; drop them and their values, keep the
-            // allocations, but not those of a huge message (a
-            // million-element Array): at most 1 MiB of value stack stays.
-            dec.reset();
-            scratch.values.truncate(0);
-            if scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
-                scratch.values.shrink();
-            }
-            scratch.decoder_bytes.set(dec.heap_size());
-            r
-        }
-        // Unreachable (checked above, or new); still decode with a value
-        // stack the GC marks.
-        Err(_) => {
-            let fresh = new_scratch();
-            let r = f(&mut StreamDecoder::new(limits), &fresh.values);
-            std::hint::black_box(fresh.as_raw());
-            r
-        }
-    };
+    scratch.busy.set(true);
+    if let Ok(mut dec) = scratch.decoder.try_borrow_mut() {
+        dec.reset();
+        dec.set_limits(limits);
+    }
+    let r = f(&scratch.decoder, &scratch.values, &scratch.decoder_bytes);
+    // Partial frames (after NeedMore, an error or a deferred ext) hold only
+    // indices; drop them and their values, keep the allocations, but not
+    // those of a huge message (a million-element Array): at most 1 MiB of
+    // value stack stays.
+    if let Ok(mut dec) = scratch.decoder.try_borrow_mut() {
+        dec.reset();
+        scratch.decoder_bytes.set(dec.heap_size());
+    }
+    scratch.values.truncate(0);
+    if scratch.values.heap_size() > SCRATCH_VALUES_KEEP {
+        scratch.values.shrink();
+    }
+    scratch.busy.set(false);
     std::hint::black_box(scratch.as_raw());
     r
 }
@@ -102,7 +100,7 @@ pub fn with_unpack_scratch<R>(
 /// For `MessagePack.compact!` (a memory hook): gives back the scratch
 /// decoder's memory unless it is in use.
 pub fn compact() -> (usize, usize) {
-    let Some(s) = SCRATCH.object::<UnpackScratch>() else {
+    let Some(s) = SCRATCH.object::<UnpackScratch>().filter(|s| !s.busy.get()) else {
         return (0, 0);
     };
     let Ok(mut dec) = s.decoder.try_borrow_mut() else {

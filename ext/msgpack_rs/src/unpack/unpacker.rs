@@ -16,7 +16,8 @@ use crate::runtime::options::{split_io_options, BadOptions};
 use crate::runtime::raw;
 use crate::runtime::ruby;
 use crate::runtime::value_stack::ValueStack;
-use crate::unpack::builder::{RubyBuilder, UnpackOptions};
+use crate::unpack::builder::UnpackOptions;
+use crate::unpack::driver::{self, Build, Decoder, QueueSource, Source};
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     method,
@@ -26,23 +27,9 @@ use magnus::{
     value::ReprValue,
     DataTypeFunctions, Error, RHash, RModule, RString, Ruby, TypedData, Value,
 };
-use msgpack_rs_core::{parse_header, Header, LimitKind, Limits, Step, StreamDecoder};
+use msgpack_rs_core::{parse_header, Header, LimitKind, Limits, StreamDecoder};
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-
-struct DecodeState {
-    /// Reads, and skips (which discard through the same state, so a skip
-    /// cut short and a read cut short can never both be pending).
-    decoder: StreamDecoder<RubyBuilder>,
-}
-
-impl Default for DecodeState {
-    fn default() -> Self {
-        DecodeState {
-            decoder: StreamDecoder::new(Limits::default()),
-        }
-    }
-}
 
 /// Who is reading this unpacker right now (see the module docs).
 struct Calls {
@@ -106,9 +93,11 @@ pub struct Unpacker {
     buf: BufferCore,
     /// Plain data only (no Ruby objects), so it may stay borrowed while
     /// Ruby code runs during decoding.
-    state: RefCell<DecodeState>,
+    /// Reads, and skips (which discard through the same decoder, so a skip
+    /// cut short and a read cut short can never both be pending).
+    decoder: RefCell<Decoder>,
     /// The decoder's heap size as of its last step, for `dsize`.
-    state_bytes: Published,
+    decoder_bytes: Published,
     /// Values of the object being decoded (see value_stack.rs).
     values: ValueStack,
     opts: Cell<UnpackOptions>,
@@ -131,8 +120,8 @@ impl Default for Unpacker {
             tracker: Default::default(),
             owner: crate::runtime::ractor::current_id(),
             buf: Default::default(),
-            state: Default::default(),
-            state_bytes: Default::default(),
+            decoder: RefCell::new(Decoder::new(Limits::default())),
+            decoder_bytes: Default::default(),
             values: Default::default(),
             opts: Default::default(),
             limits: Default::default(),
@@ -178,7 +167,7 @@ impl DataTypeFunctions for Unpacker {
         std::mem::size_of::<Self>()
             + self.buf.heap_size()
             + self.values.heap_size()
-            + self.state_bytes.get()
+            + self.decoder_bytes.get()
     }
 }
 
@@ -229,10 +218,9 @@ impl Unpacker {
         let limits = settings.limits;
         self.opts.set(settings.opts);
         self.limits.set(limits);
-        self.state
+        self.decoder
             .try_borrow_mut()
             .map_err(|_| reentrant())?
-            .decoder
             .set_limits(limits);
         self.buf.configure(io, options)
     }
@@ -279,62 +267,33 @@ impl Unpacker {
         Ok(())
     }
 
-    /// One decode attempt on the front chunk.
-    fn step(&self) -> Result<Step<rb_sys::VALUE>, Error> {
-        let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-        let registry = self.registry.try_borrow().map_err(|_| reentrant())?.clone();
-        let q = self.buf.q()?;
-        let (bytes, start) = q.front_with_pos();
-        let mut pos = start;
-        let mut b = RubyBuilder::new(
-            &self.values,
-            self.opts.get(),
-            Some(registry),
-            q.front_source(),
-            self.buf.read_reference_threshold(),
-        );
-        let r = st.decoder.decode(&mut b, bytes, &mut pos);
-        drop(q);
-        self.state_bytes.set(st.decoder.heap_size());
-        drop(st);
-        if r.is_err() {
-            // The decoder dropped the object in progress (and discards its
-            // rest next time): drop its values too.
-            self.values.truncate(self.nest_base.get());
-        }
-        self.buf.q_mut()?.set_front_pos(pos);
-        r.map_err(Error::from)
-    }
-
-    /// Gets more bytes for an unfinished token: joins chunks, or reads the
-    /// IO. Returns false when there is nothing more to get without an IO.
-    fn more(&self) -> Result<bool, Error> {
-        if self.buf.q_mut()?.coalesce_front() {
-            return Ok(true);
-        }
-        if self.buf.io().is_none() {
-            return Ok(false);
-        }
-        self.buf.feed_from_io()?;
-        Ok(true)
+    /// How this unpacker builds values.
+    fn build(&self) -> Result<Build<'_>, Error> {
+        Ok(Build {
+            values: &self.values,
+            opts: self.opts.get(),
+            registry: Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
+            threshold: self.buf.read_reference_threshold(),
+            decoder_bytes: &self.decoder_bytes,
+            busy: reentrant,
+        })
     }
 
     /// Reads one object. Incomplete data is kept (partial containers and
     /// all), so feeding more and reading again resumes.
     fn read_value(&self, me: Value) -> Result<Got, Error> {
         let _call = self.enter_read()?;
+        let src = QueueSource(&self.buf);
         loop {
-            match self.step()? {
-                Step::Done(v) => {
+            let build = self.build()?;
+            match driver::decode(&self.decoder, &src, &build, self.nest_base.get())? {
+                driver::Got::Value(v) => {
                     // SAFETY: a live object just built.
                     return Ok(Got::Value(unsafe { Value::from_raw(v) }));
                 }
-                Step::NeedMore => {
-                    if !self.more()? {
-                        return Ok(Got::NeedMore);
-                    }
-                }
-                Step::Deferred { ty, len } => {
+                driver::Got::NeedMore => return Ok(Got::NeedMore),
+                driver::Got::Deferred { ty, len } => {
+                    drop(build);
                     if let Some(v) = self.read_recursive_ext(me, ty, len)? {
                         return Ok(Got::Value(v));
                     }
@@ -356,7 +315,7 @@ impl Unpacker {
         {
             return None;
         }
-        if !self.state.try_borrow().ok()?.decoder.is_idle() {
+        if !self.decoder.try_borrow().ok()?.is_idle() {
             return None;
         }
         let mut q = self.buf.q_mut().ok()?;
@@ -381,14 +340,12 @@ impl Unpacker {
             return Err(errors::unknown_ext_type());
         };
         let outer = {
-            let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
+            let mut d = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
             // The nested reads get what is left of the depth budget: a
             // recursive-ext frame counts as a level.
-            let mut inner_limits = *st.decoder.limits();
-            inner_limits.max_depth = inner_limits
-                .max_depth
-                .saturating_sub(st.decoder.depth() + 1);
-            std::mem::replace(&mut st.decoder, StreamDecoder::new(inner_limits))
+            let mut inner_limits = *d.limits();
+            inner_limits.max_depth = inner_limits.max_depth.saturating_sub(d.depth() + 1);
+            std::mem::replace(&mut *d, StreamDecoder::new(inner_limits))
         };
         let outer_base = self.nest_base.get();
         let level_base = self.values.len();
@@ -400,8 +357,8 @@ impl Unpacker {
         self.nest_base.set(outer_base);
         // Whatever the nested reads left half done is gone with them.
         self.values.truncate(level_base);
-        let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-        st.decoder = outer;
+        let mut d = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
+        *d = outer;
         let v = match r {
             Ok(v) => v,
             Err(e) => {
@@ -413,8 +370,7 @@ impl Unpacker {
                     .map(|q| q.consumed())
                     .unwrap_or(payload_start)
                     .saturating_sub(payload_start);
-                st.decoder
-                    .abandon_deferred((len as u64).saturating_sub(read));
+                d.abandon_deferred((len as u64).saturating_sub(read));
                 self.values.truncate(outer_base);
                 return Err(e);
             }
@@ -425,24 +381,10 @@ impl Unpacker {
         } else {
             v.as_raw()
         };
-        let registry = self.registry.try_borrow().map_err(|_| reentrant())?.clone();
-        let mut b = RubyBuilder::new(
-            &self.values,
-            self.opts.get(),
-            Some(registry),
-            None,
-            self.buf.read_reference_threshold(),
-        );
-        let r = st.decoder.inject(&mut b, v);
-        drop(st);
-        match r {
-            // SAFETY: a live object just built.
-            Ok(top) => Ok(top.map(|t| unsafe { Value::from_raw(t) })),
-            Err(e) => {
-                self.values.truncate(outer_base);
-                Err(e.into())
-            }
-        }
+        drop(d);
+        let top = driver::inject(&self.decoder, &self.build()?, v, outer_base)?;
+        // SAFETY: a live object just built.
+        Ok(top.map(|t| unsafe { Value::from_raw(t) }))
     }
 
     pub fn read(rb_self: Value) -> Result<Value, Error> {
@@ -464,25 +406,17 @@ impl Unpacker {
 
     fn skip_one(&self) -> Result<(), Error> {
         let _call = self.enter_read()?;
-        loop {
-            let done = {
-                let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-                let q = self.buf.q()?;
-                let (bytes, start) = q.front_with_pos();
-                let mut pos = start;
-                let r = st.decoder.skip(bytes, &mut pos);
-                drop(q);
-                // A partial object's containers were dropped: their values too.
-                self.values.truncate(self.nest_base.get());
-                self.buf.q_mut()?.set_front_pos(pos);
-                r.map_err(errors::decode)?
-            };
-            if done {
-                return Ok(());
-            }
-            if !self.more()? {
-                return Err(errors::eof());
-            }
+        let src = QueueSource(&self.buf);
+        if driver::skip(
+            &self.decoder,
+            &src,
+            &self.values,
+            self.nest_base.get(),
+            reentrant,
+        )? {
+            Ok(())
+        } else {
+            Err(errors::eof())
         }
     }
 
@@ -491,37 +425,10 @@ impl Unpacker {
     /// (a `read` cut short) is refused: the header after it is not the next
     /// object's, and one inside it would splice two objects together.
     fn discard_leftover(&self) -> Result<bool, Error> {
-        if self
-            .state
-            .try_borrow()
-            .map_err(|_| reentrant())?
-            .decoder
-            .depth()
-            > 0
-        {
+        if self.decoder.try_borrow().map_err(|_| reentrant())?.depth() > 0 {
             return Err(errors::half_read());
         }
-        loop {
-            let done = {
-                let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-                if !st.decoder.is_discarding() {
-                    return Ok(true);
-                }
-                let q = self.buf.q()?;
-                let (bytes, start) = q.front_with_pos();
-                let mut pos = start;
-                let r = st.decoder.discard_leftover(bytes, &mut pos);
-                drop(q);
-                self.buf.q_mut()?.set_front_pos(pos);
-                r.map_err(errors::decode)?
-            };
-            if done {
-                return Ok(true);
-            }
-            if !self.more()? {
-                return Ok(false);
-            }
-        }
+        driver::discard_leftover(&self.decoder, &QueueSource(&self.buf), reentrant)
     }
 
     /// The next header, without consuming it; EOFError when there is none.
@@ -535,7 +442,7 @@ impl Unpacker {
             match r {
                 Ok(Some(h)) => return Ok(h),
                 Ok(None) => {
-                    if !self.more()? {
+                    if !QueueSource(&self.buf).more()? {
                         return Err(errors::eof());
                     }
                 }
@@ -554,7 +461,7 @@ impl Unpacker {
             match first {
                 Some(b) => return Ok(b == 0xc0),
                 None => {
-                    if !self.more()? {
+                    if !QueueSource(&self.buf).more()? {
                         return Err(errors::eof());
                     }
                 }
@@ -636,9 +543,9 @@ impl Unpacker {
     fn reset(&self) -> Result<(), Error> {
         self.check_idle()?;
         {
-            let mut st = self.state.try_borrow_mut().map_err(|_| reentrant())?;
-            st.decoder.reset();
-            self.state_bytes.set(st.decoder.heap_size());
+            let mut d = self.decoder.try_borrow_mut().map_err(|_| reentrant())?;
+            d.reset();
+            self.decoder_bytes.set(d.heap_size());
         }
         self.values.truncate(0);
         self.buf.clear()
@@ -724,14 +631,14 @@ impl Unpacker {
         if self.calls.active.get() > 0 {
             return n;
         }
-        if let Ok(mut st) = self.state.try_borrow_mut() {
-            let before = st.decoder.heap_size();
-            st.decoder.shrink_to_fit();
-            n += before.saturating_sub(st.decoder.heap_size());
-            self.state_bytes.set(st.decoder.heap_size());
+        if let Ok(mut d) = self.decoder.try_borrow_mut() {
+            let before = d.heap_size();
+            d.shrink_to_fit();
+            n += before.saturating_sub(d.heap_size());
+            self.decoder_bytes.set(d.heap_size());
             // Nothing in flight: the value stack holds only a partial
             // object's values, which an idle decoder has none of.
-            if st.decoder.depth() == 0 {
+            if d.depth() == 0 {
                 self.values.truncate(0);
                 n += self.values.shrink();
             }
