@@ -1,4 +1,6 @@
 //! `MessagePack::Packer` and the packing walk.
+pub mod ext_lookup;
 pub mod out_buf;
+pub mod output;
 pub mod packer;
 pub mod walk;

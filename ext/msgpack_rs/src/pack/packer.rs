@@ -1,9 +1,10 @@
 //! `MessagePack::Packer`.
-use crate::buffer::chunk_queue::ChunkQueue;
 use crate::buffer::class::{new_view, undef_copy, BufferOwner};
 use crate::buffer::core::BufferCore;
-use crate::ext_types::registry::{PackRegistry, FLAG_OVERSIZED_INTEGER, FLAG_RECURSIVE};
-use crate::pack::walk::Walker;
+use crate::ext_types::registry::PackRegistry;
+use crate::pack::ext_lookup::ExtLookup;
+use crate::pack::output::PackOutput;
+use crate::pack::walk::{WalkSettings, Walker};
 use crate::runtime::errors;
 use crate::runtime::gc_ref::{self, GcRef};
 use crate::runtime::options::{opt_flag, opt_size, split_io_options, BadOptions};
@@ -15,11 +16,8 @@ use magnus::{
     Symbol, TypedData, Value,
 };
 use msgpack_rs_core::encode;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
-
-/// Recursive ext payload buffers up to this size are kept for the next one.
-const SPARE_PAYLOAD_KEEP: usize = 64 * 1024;
 
 /// The largest output String `dump_direct` allocates before writing.
 const DIRECT_START_MAX: usize = 1 << 20;
@@ -27,17 +25,6 @@ const DIRECT_START_MAX: usize = 1 << 20;
 /// Buffer capacity the per-Ractor `MessagePack.pack` packer keeps between
 /// calls (see `end_scratch_call`).
 const SCRATCH_KEEP: usize = 256 * 1024;
-
-/// A registration found for an object being packed.
-#[derive(Clone, Copy)]
-pub struct ExtHit {
-    pub ty: i8,
-    pub klass: rb_sys::VALUE,
-    pub packer: rb_sys::VALUE,
-    pub direct: crate::ext_types::registry::DirectCall,
-    pub flags: u8,
-    pub owner: u64,
-}
 
 /// Walks (`write` and friends) running on a packer, and their thread.
 /// Callbacks of a walk (`to_msgpack`, ext packers) write to the same packer,
@@ -89,22 +76,12 @@ pub struct Packer {
     /// The Ractor that made it (see `gc_ref::may_read_state`).
     owner: u64,
     walks: Walks,
-    buf: BufferCore,
+    output: PackOutput,
     compat: Cell<bool>,
     /// The `max_depth` option: deeper nesting raises SystemStackError.
     max_depth: Cell<usize>,
-    registry: RefCell<Arc<PackRegistry>>,
-    /// Ancestor-lookup results by class (`None`: no registered ancestor).
-    /// Cleared on every registration.
-    lookup_cache: RefCell<Vec<(GcRef, Option<usize>)>>,
-    has_symbol_ext: Cell<bool>,
-    has_bigint_ext: Cell<bool>,
+    ext: ExtLookup,
     view: GcRef,
-    /// Output set aside while a recursive ext packer writes its payload.
-    suspended: RefCell<Vec<ChunkQueue>>,
-    /// The allocation the last recursive payload was written to, for the
-    /// next one (no malloc per recursive ext object).
-    spare_payload: RefCell<Vec<u8>>,
     /// A per-Ractor reusable packer is in the middle of a `dump`.
     busy: Cell<bool>,
     /// Which factory tables (address, generation) the registry came from.
@@ -120,16 +97,11 @@ impl Default for Packer {
             tracker: Default::default(),
             owner: crate::runtime::ractor::current_id(),
             walks: Default::default(),
-            buf: Default::default(),
+            output: Default::default(),
+            ext: Default::default(),
             compat: Default::default(),
             max_depth: Cell::new(crate::pack::walk::DEFAULT_MAX_DEPTH),
-            registry: Default::default(),
-            lookup_cache: Default::default(),
-            has_symbol_ext: Default::default(),
-            has_bigint_ext: Default::default(),
             view: GcRef::nil(),
-            suspended: Default::default(),
-            spare_payload: Default::default(),
             busy: Default::default(),
             origin: Default::default(),
             size_hint: Default::default(),
@@ -140,46 +112,21 @@ impl Default for Packer {
 impl DataTypeFunctions for Packer {
     fn mark(&self, marker: &magnus::gc::Marker) {
         let full = gc_ref::may_read_state(self.owner);
-        self.buf.mark(marker, full);
+        self.output.mark(marker, full);
         self.view.mark(marker);
         self.walks.thread.mark(marker);
-        if !full {
-            return;
-        }
-        if let Some(r) = gc_ref::peek(&self.registry) {
-            r.mark(marker);
-        }
-        if let Some(c) = gc_ref::peek(&self.lookup_cache) {
-            for (k, _) in c.iter() {
-                k.mark(marker);
-            }
-        }
-        if let Some(s) = gc_ref::peek(&self.suspended) {
-            for q in s.iter() {
-                q.mark(marker);
-            }
+        if full {
+            self.ext.mark(marker);
         }
     }
     fn compact(&self, compactor: &magnus::gc::Compactor) {
-        self.buf.update_references(compactor);
+        self.output.update(compactor);
         self.view.update(compactor);
         self.walks.thread.update(compactor);
-        if let Some(r) = gc_ref::peek(&self.registry) {
-            r.update_references(compactor);
-        }
-        if let Some(c) = gc_ref::peek(&self.lookup_cache) {
-            for (k, _) in c.iter() {
-                k.update(compactor);
-            }
-        }
-        if let Some(s) = gc_ref::peek(&self.suspended) {
-            for q in s.iter() {
-                q.update_references(compactor);
-            }
-        }
+        self.ext.update(compactor);
     }
     fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.buf.heap_size()
+        std::mem::size_of::<Self>() + self.output.buf.heap_size()
     }
 }
 
@@ -211,14 +158,14 @@ impl Packer {
         if self.walks.active.get() > 0 && self.walks.thread.get() != current_thread() {
             return false;
         }
-        let Ok(mut q) = self.buf.q_mut() else {
+        let Ok(mut q) = self.output.buf.q_mut() else {
             return false;
         };
         crate::pack::walk::write_simple_to(
             q.tail(),
             v,
             self.compat.get(),
-            self.buf.write_reference_threshold(),
+            self.output.buf.write_reference_threshold(),
             crate::runtime::raw::enc_indexes(),
         )
     }
@@ -236,7 +183,7 @@ impl Packer {
 
 impl BufferOwner for Packer {
     fn buffer_core(&self) -> &BufferCore {
-        &self.buf
+        &self.output.buf
     }
 
     /// Changes through the view are refused while another thread walks.
@@ -253,20 +200,8 @@ impl BufferOwner for Packer {
 }
 
 impl Packer {
-    pub fn max_depth(&self) -> usize {
-        self.max_depth.get()
-    }
-
     pub fn compat(&self) -> bool {
         self.compat.get()
-    }
-
-    pub fn has_symbol_ext(&self) -> bool {
-        self.has_symbol_ext.get()
-    }
-
-    pub fn has_bigint_ext(&self) -> bool {
-        self.has_bigint_ext.get()
     }
 
     /// A packer carrying a factory's registrations.
@@ -277,23 +212,7 @@ impl Packer {
     }
 
     fn install_registry(&self, registry: Arc<PackRegistry>) {
-        let symbol_class = ruby().class_symbol().as_raw();
-        let has_symbol = registry
-            .entries()
-            .iter()
-            .any(|e| e.klass.get() == symbol_class && !e.packer.is_nil());
-        let has_bigint = registry
-            .entries()
-            .iter()
-            .any(|e| e.flags & FLAG_OVERSIZED_INTEGER != 0 && !e.packer.is_nil());
-        self.has_symbol_ext.set(has_symbol);
-        self.has_bigint_ext.set(has_bigint);
-        if let Ok(mut r) = self.registry.try_borrow_mut() {
-            *r = registry;
-        }
-        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
-            c.clear();
-        }
+        self.ext.install(registry);
     }
 
     pub fn is_busy(&self) -> bool {
@@ -326,7 +245,7 @@ impl Packer {
 
     /// Back to default options, then `args` applied (for reuse).
     pub fn reconfigure(&self, args: &[Value]) -> Result<(), Error> {
-        self.buf.reset_options();
+        self.output.buf.reset_options();
         self.configure(args)
     }
 
@@ -342,7 +261,13 @@ impl Packer {
         // one must not allocate as much (Ruby counts it towards its next GC,
         // and a callback would throw it away); bigger ones grow by doubling.
         let hint = rb_self.size_hint.get().min(DIRECT_START_MAX);
-        let mut w = Walker::new_direct(&rb_self, me, hint + hint / 32 + 64)?;
+        let mut w = Walker::new_direct(
+            &rb_self.output,
+            &rb_self.ext,
+            rb_self.walk_settings(),
+            me,
+            hint + hint / 32 + 64,
+        )?;
         w.write_value(obj, 0)?;
         Ok(w.finish())
     }
@@ -354,17 +279,13 @@ impl Packer {
     /// much).
     pub fn end_scratch_call(&self, output_len: usize) {
         self.size_hint.set(output_len);
-        if let Ok(mut q) = self.buf.q_mut() {
+        if let Ok(mut q) = self.output.buf.q_mut() {
             q.clear_retaining();
             if q.tail().capacity() > SCRATCH_KEEP {
                 *q.tail() = Vec::new();
             }
         }
-        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
-            if c.capacity() > 64 {
-                *c = Vec::new();
-            }
-        }
+        self.ext.release_cache(64);
     }
 
     /// `write(obj)` without returning self.
@@ -372,13 +293,13 @@ impl Packer {
         let _walk = rb_self.enter_walk()?;
         let me = rb_self.as_value();
         rb_self.walker(me)?.write_value(obj, 0)?;
-        rb_self.maybe_flush()
+        rb_self.output.maybe_flush()
     }
 
     /// The whole output as one String, leaving the buffer empty (its
     /// allocation is kept for the next message).
     pub fn take_output(&self) -> Result<RString, Error> {
-        self.buf.take_rstring()
+        self.output.buf.take_rstring()
     }
 
     pub fn configure(&self, args: &[Value]) -> Result<(), Error> {
@@ -388,217 +309,22 @@ impl Packer {
         let max_depth =
             opt_size(options, "max_depth")?.unwrap_or(crate::pack::walk::DEFAULT_MAX_DEPTH);
         self.max_depth.set(max_depth);
-        self.buf.configure(io, options)
+        self.output.buf.configure(io, options)
     }
 
     fn initialize(rb_self: &Self, args: &[Value]) -> Result<(), Error> {
         rb_self.configure(args)
     }
 
-    /// Runs `f` on the output vector. Fails (instead of panicking) if the
-    /// output is already being written, which only a bug could cause.
-    #[inline(always)]
-    pub fn out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> Result<R, Error> {
-        match self.buf.q_mut() {
-            Ok(mut q) => Ok(f(q.tail())),
-            Err(_) => Err(busy_output()),
+    fn walk_settings(&self) -> WalkSettings {
+        WalkSettings {
+            compat: self.compat.get(),
+            max_depth: self.max_depth.get(),
         }
-    }
-
-    /// Takes the output tail for a [`Walker`] to write to directly.
-    pub fn take_tail(&self) -> Result<Vec<u8>, Error> {
-        match self.buf.q_mut() {
-            Ok(mut q) => Ok(std::mem::take(q.tail())),
-            Err(_) => Err(busy_output()),
-        }
-    }
-
-    /// Puts back the tail taken by [`Packer::take_tail`] (anything written
-    /// meanwhile went to a fresh, empty tail, which this replaces).
-    pub fn give_back_tail(&self, tail: Vec<u8>) -> Result<(), Error> {
-        match self.buf.q_mut() {
-            Ok(mut q) => {
-                let fresh = std::mem::replace(q.tail(), tail);
-                // Written while the walker held the tail: only possible if
-                // a Ruby callback ran without a hand-back; keep it in order.
-                if !fresh.is_empty() {
-                    q.tail().extend_from_slice(&fresh);
-                }
-                Ok(())
-            }
-            Err(_) => Err(busy_output()),
-        }
-    }
-
-    /// Appends a String body: copied, or referenced when it is longer than
-    /// the write-reference threshold (no copy until the output is joined).
-    pub fn put_body(&self, s: Value, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > self.buf.write_reference_threshold() {
-            // SAFETY: a frozen String sharing `s`'s buffer.
-            let frozen = unsafe { rb_sys::rb_str_new_frozen(s.as_raw()) };
-            self.buf
-                .q_mut()
-                .map_err(|_| busy_output())?
-                .push_string(frozen);
-            Ok(())
-        } else {
-            self.out(|o| o.extend_from_slice(bytes))
-        }
-    }
-
-    /// Looks up the ext registration for `obj` (exact class, real class,
-    /// then the first registered ancestor, cached).
-    pub fn lookup_ext(&self, obj: Value) -> Option<ExtHit> {
-        let reg = self.registry.try_borrow().ok()?;
-        if reg.is_empty() {
-            return None;
-        }
-        let raw_obj = obj.as_raw();
-        // SAFETY: a live object (or immediate) the caller holds.
-        let klass = unsafe { crate::runtime::raw::class_of(raw_obj) };
-        // SAFETY: a live object (or immediate) the caller holds.
-        let real = unsafe { crate::runtime::raw::obj_class(raw_obj) };
-        let found = reg
-            .find_exact(klass)
-            .or_else(|| {
-                if real != klass {
-                    reg.find_exact(real)
-                } else {
-                    None
-                }
-            })
-            .or_else(|| {
-                if klass != real {
-                    // Singleton classes are per object: not worth caching.
-                    return reg.find_ancestor(klass);
-                }
-                if let Ok(cache) = self.lookup_cache.try_borrow() {
-                    if let Some((_, hit)) = cache.iter().find(|(k, _)| k.get() == real) {
-                        return *hit;
-                    }
-                }
-                let hit = reg.find_ancestor(real);
-                if let Ok(mut cache) = self.lookup_cache.try_borrow_mut() {
-                    if cache.len() < 256 {
-                        // SAFETY: a live class; the packer marks its
-                        // lookup cache.
-                        cache.push((unsafe { GcRef::new(real) }, hit));
-                    }
-                }
-                hit
-            })?;
-        let e = reg.get(found)?;
-        if e.packer.is_nil() {
-            return None;
-        }
-        Some(ExtHit {
-            ty: e.ty,
-            klass: e.klass.get(),
-            packer: e.packer.get(),
-            direct: e.direct.call(),
-            flags: e.flags,
-            owner: e.owner,
-        })
-    }
-
-    /// Writes `obj` as ext `ty` using its registered packer.
-    pub fn write_registered_ext(&self, me: Value, obj: Value, hit: ExtHit) -> Result<(), Error> {
-        let ExtHit {
-            ty,
-            klass,
-            packer,
-            direct,
-            flags,
-            owner,
-        } = hit;
-        if flags & FLAG_RECURSIVE != 0 {
-            // The payload is written to a queue of its own (the outer output
-            // is set aside, so `flush` from the proc cannot send half of
-            // it), then copied once behind its header.
-            let spare = std::mem::take(
-                &mut *self
-                    .spare_payload
-                    .try_borrow_mut()
-                    .map_err(|_| busy_output())?,
-            );
-            let saved = std::mem::replace(
-                &mut *self.buf.q_mut().map_err(|_| busy_output())?,
-                ChunkQueue::with_tail(spare),
-            );
-            self.suspended
-                .try_borrow_mut()
-                .map_err(|_| busy_output())?
-                .push(saved);
-            // SAFETY: the hit's objects come from an entry of this packer's
-            // registry, which it marks (with every retired version).
-            let r = unsafe {
-                crate::ext_types::registry::call_packer(
-                    packer,
-                    direct,
-                    ty,
-                    klass,
-                    owner,
-                    obj,
-                    &[me],
-                )
-            };
-            let restored = self
-                .suspended
-                .try_borrow_mut()
-                .map_err(|_| busy_output())?
-                .pop()
-                .unwrap_or_default();
-            let payload =
-                std::mem::replace(&mut *self.buf.q_mut().map_err(|_| busy_output())?, restored);
-            let written = r.and_then(|_| {
-                let len = encode::len_u32(payload.len()).map_err(errors::too_long)?;
-                self.out(|o| {
-                    encode::write_ext_header(o, ty, len);
-                    for part in payload.slices() {
-                        o.extend_from_slice(part);
-                    }
-                })
-            });
-            let tail = payload.into_tail();
-            if tail.capacity() <= SPARE_PAYLOAD_KEEP {
-                if let Ok(mut spare) = self.spare_payload.try_borrow_mut() {
-                    *spare = tail;
-                }
-            }
-            return written;
-        }
-        // SAFETY: as above.
-        let payload = unsafe {
-            crate::ext_types::registry::call_packer(packer, direct, ty, klass, owner, obj, &[])?
-        };
-        let s = RString::try_convert(payload)?;
-        // SAFETY: bytes of a live String, copied before any Ruby call.
-        let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
-        let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
-        self.out(|o| {
-            encode::write_ext_header(o, ty, len);
-            o.extend_from_slice(bytes);
-        })
-    }
-
-    /// After a top-level write: push to the IO once enough is buffered
-    /// (never in the middle of a recursive ext payload).
-    fn maybe_flush(&self) -> Result<(), Error> {
-        if self.buf.io().is_some()
-            && self
-                .suspended
-                .try_borrow()
-                .map(|s| s.is_empty())
-                .unwrap_or(false)
-            && self.buf.len()? >= self.buf.io_buffer_size()
-        {
-            self.buf.flush()?;
-        }
-        Ok(())
     }
 
     fn walker<'a>(&'a self, me: Value) -> Result<Walker<'a>, Error> {
-        Walker::new(self, me)
+        Walker::new(&self.output, &self.ext, self.walk_settings(), me)
     }
 
     // ---- write API (each returns self) ----
@@ -606,33 +332,33 @@ impl Packer {
     fn write(rb_self: Value, obj: Value) -> Result<Value, Error> {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         if this.try_write_simple(obj.as_raw()) {
-            this.maybe_flush()?;
+            this.output.maybe_flush()?;
             return Ok(rb_self);
         }
         let _walk = this.enter_walk()?;
         this.walker(rb_self)?.write_value(obj, 0)?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
     fn write_nil(rb_self: Value) -> Result<Value, Error> {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
-        this.out(encode::write_nil)?;
+        this.output.out(encode::write_nil)?;
         Ok(rb_self)
     }
 
     fn write_true(rb_self: Value) -> Result<Value, Error> {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
-        this.out(|o| encode::write_bool(o, true))?;
+        this.output.out(|o| encode::write_bool(o, true))?;
         Ok(rb_self)
     }
 
     fn write_false(rb_self: Value) -> Result<Value, Error> {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
-        this.out(|o| encode::write_bool(o, false))?;
+        this.output.out(|o| encode::write_bool(o, false))?;
         Ok(rb_self)
     }
 
@@ -643,7 +369,7 @@ impl Packer {
             return Err(wrong_type(v, "Integer"));
         };
         this.walker(rb_self)?.write_integer(i)?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -656,7 +382,7 @@ impl Packer {
             ));
         }
         let f = f64::try_convert(v)?;
-        this.out(|o| encode::write_f64(o, f))?;
+        this.output.out(|o| encode::write_f64(o, f))?;
         Ok(rb_self)
     }
 
@@ -667,7 +393,7 @@ impl Packer {
             return Err(errors::arg_error("Expected numeric"));
         }
         let f = f64::try_convert(v)?;
-        this.out(|o| encode::write_f32(o, f as f32))?;
+        this.output.out(|o| encode::write_f32(o, f as f32))?;
         Ok(rb_self)
     }
 
@@ -678,7 +404,7 @@ impl Packer {
             return Err(wrong_type(v, "String"));
         };
         this.walker(rb_self)?.write_rstring(s)?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -702,15 +428,15 @@ impl Packer {
         let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
         let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
         let compat = this.compat();
-        this.out(|o| {
+        this.output.out(|o| {
             if compat {
                 encode::write_str_header(o, len, true)
             } else {
                 encode::write_bin_header(o, len)
             }
         })?;
-        this.put_body(s.as_value(), bytes)?;
-        this.maybe_flush()?;
+        this.output.put_body(s.as_value(), bytes)?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -731,7 +457,7 @@ impl Packer {
             return Err(wrong_type(v, "Array"));
         };
         this.walker(rb_self)?.write_array(a, 0)?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -742,7 +468,7 @@ impl Packer {
             return Err(wrong_type(v, "Hash"));
         };
         this.walker(rb_self)?.write_hash(h, 0)?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -768,11 +494,11 @@ impl Packer {
         // SAFETY: bytes of a live String, copied before any Ruby call.
         let bytes = unsafe { crate::runtime::raw::str_bytes(s.as_raw()) };
         let len = encode::len_u32(bytes.len()).map_err(errors::too_long)?;
-        this.out(|o| {
+        this.output.out(|o| {
             encode::write_ext_header(o, ty, len);
             o.extend_from_slice(bytes);
         })?;
-        this.maybe_flush()?;
+        this.output.maybe_flush()?;
         Ok(rb_self)
     }
 
@@ -780,7 +506,7 @@ impl Packer {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        this.out(|o| encode::write_array_header(o, n))?;
+        this.output.out(|o| encode::write_array_header(o, n))?;
         Ok(rb_self)
     }
 
@@ -788,7 +514,7 @@ impl Packer {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        this.out(|o| encode::write_map_header(o, n))?;
+        this.output.out(|o| encode::write_map_header(o, n))?;
         Ok(rb_self)
     }
 
@@ -796,7 +522,7 @@ impl Packer {
         let this = crate::runtime::receiver::this::<Self>(rb_self)?;
         let _walk = this.enter_walk()?;
         let n = header_count(n)?;
-        this.out(|o| encode::write_bin_header(o, n))?;
+        this.output.out(|o| encode::write_bin_header(o, n))?;
         Ok(rb_self)
     }
 
@@ -812,37 +538,29 @@ impl Packer {
     /// Flushes to the IO, except while a recursive ext packer is writing
     /// its payload (that output is not the stream's yet).
     pub fn flush_unless_nested(&self) -> Result<(), Error> {
-        if self
-            .suspended
-            .try_borrow()
-            .map(|s| s.is_empty())
-            .unwrap_or(false)
-        {
-            self.buf.flush()?;
-        }
-        Ok(())
+        self.output.flush_unless_nested()
     }
 
     fn reset(&self) -> Result<(), Error> {
         self.check_no_walk()?;
-        self.buf.clear()
+        self.output.buf.clear()
     }
 
     fn size(&self) -> Result<usize, Error> {
-        self.buf.len()
+        self.output.buf.len()
     }
 
     fn is_empty(&self) -> Result<bool, Error> {
-        self.buf.is_empty()
+        self.output.buf.is_empty()
     }
 
     fn to_str(&self) -> Result<RString, Error> {
-        self.buf.to_rstring()
+        self.output.buf.to_rstring()
     }
 
     fn to_a(&self) -> Result<RArray, Error> {
         let ary = ruby().ary_new();
-        let q = self.buf.q()?;
+        let q = self.output.buf.q()?;
         let parts: Vec<Vec<u8>> = q.slices().map(|s| s.to_vec()).collect();
         drop(q);
         if parts.is_empty() {
@@ -856,7 +574,7 @@ impl Packer {
 
     fn write_to(&self, io: Value) -> Result<usize, Error> {
         self.check_no_walk()?;
-        let s = self.buf.take_rstring()?;
+        let s = self.output.buf.take_rstring()?;
         let n = s.len();
         let _: Value = io.funcall("write", (s,))?;
         Ok(n)
@@ -876,11 +594,11 @@ impl Packer {
     /// the IO.
     pub fn full_pack(&self) -> Result<Option<RString>, Error> {
         self.check_no_walk()?;
-        if self.buf.io().is_some() {
-            self.buf.flush()?;
+        if self.output.buf.io().is_some() {
+            self.output.buf.flush()?;
             Ok(None)
         } else {
-            Ok(Some(self.buf.take_rstring()?))
+            Ok(Some(self.output.buf.take_rstring()?))
         }
     }
 
@@ -889,10 +607,7 @@ impl Packer {
     }
 
     fn registered_types_internal(&self) -> Result<RHash, Error> {
-        self.registry
-            .try_borrow()
-            .map_err(|_| busy_output())?
-            .to_hash()
+        self.ext.registry().ok_or_else(busy_output)?.to_hash()
     }
 
     fn register_type_internal(
@@ -906,11 +621,7 @@ impl Packer {
         }
         let ty = crate::ext_types::registry::ext_type(ty)?;
         let klass = crate::ext_types::registry::ext_class(klass)?;
-        let mut reg = rb_self
-            .registry
-            .try_borrow()
-            .map_err(|_| busy_output())?
-            .clone();
+        let mut reg = rb_self.ext.registry().ok_or_else(busy_output)?.clone();
         // SAFETY: live objects (arguments of this call); the packer marks
         // its registries.
         unsafe {
@@ -929,10 +640,8 @@ impl Packer {
 
     /// Releases slack memory; returns bytes released.
     pub fn compact_memory(&self) -> usize {
-        if let Ok(mut c) = self.lookup_cache.try_borrow_mut() {
-            *c = Vec::new();
-        }
-        self.buf.q_mut().map(|mut q| q.shrink()).unwrap_or(0)
+        self.ext.release_cache(0);
+        self.output.buf.q_mut().map(|mut q| q.shrink()).unwrap_or(0)
     }
 }
 

@@ -5,9 +5,9 @@
 //! it directly; before any call that can run Ruby code (`to_msgpack`, ext
 //! packers, transcoding) it hands the vector back, so user code writing to
 //! the same packer appends in order, and takes it again afterwards.
-use crate::buffer::class::BufferOwner;
+use crate::pack::ext_lookup::{ExtHit, ExtLookup};
 use crate::pack::out_buf::OutBuf;
-use crate::pack::packer::Packer;
+use crate::pack::output::PackOutput;
 use crate::runtime::errors;
 use crate::runtime::raw;
 use magnus::{
@@ -27,8 +27,22 @@ const DEEP_FROM: usize = 64;
 /// SystemStackError, as the C gem's recursion does for cyclic data.
 pub const DEFAULT_MAX_DEPTH: usize = 1_000_000;
 
+/// What a walk reads from its packer's options, once per walk (user code
+/// cannot change them mid-walk: `initialize`/`reconfigure` set them).
+#[derive(Clone, Copy)]
+pub struct WalkSettings {
+    /// `compatibility_mode`: no str8 and no bin types.
+    pub compat: bool,
+    /// Nesting beyond it raises SystemStackError.
+    pub max_depth: usize,
+}
+
 pub struct Walker<'a> {
-    p: &'a Packer,
+    /// Where the bytes go, and who gets them back around Ruby calls.
+    output: &'a PackOutput,
+    /// Ext-type registrations (the walk never asks the Packer).
+    ext: &'a ExtLookup,
+    /// The Ruby Packer, handed to `to_msgpack` and recursive ext packers.
     me: Value,
     /// The packer's output tail while the walker holds it (see module docs).
     out: OutBuf,
@@ -45,30 +59,45 @@ impl Drop for Walker<'_> {
         // Errors end the walk too: what was written stays in the packer
         // (a direct String is the fast path's own, discarded on error).
         if !self.out.is_string() {
-            let _ = self.p.give_back_tail(self.out.take_vec());
+            let _ = self.output.give_back_tail(self.out.take_vec());
         }
     }
 }
 
 impl<'a> Walker<'a> {
-    pub fn new(p: &'a Packer, me: Value) -> Result<Self, Error> {
-        let threshold = p.buffer_core().write_reference_threshold();
+    pub fn new(
+        output: &'a PackOutput,
+        ext: &'a ExtLookup,
+        settings: WalkSettings,
+        me: Value,
+    ) -> Result<Self, Error> {
+        let threshold = output.buf.write_reference_threshold();
         Ok(Walker::with_out(
-            p,
+            output,
+            ext,
+            settings,
             me,
-            OutBuf::from_vec(p.take_tail()?),
+            OutBuf::from_vec(output.take_tail()?),
             threshold,
         ))
     }
 
-    fn with_out(p: &'a Packer, me: Value, out: OutBuf, reference_threshold: usize) -> Self {
+    fn with_out(
+        output: &'a PackOutput,
+        ext: &'a ExtLookup,
+        settings: WalkSettings,
+        me: Value,
+        out: OutBuf,
+        reference_threshold: usize,
+    ) -> Self {
         Walker {
-            p,
+            output,
+            ext,
             me,
             out,
-            compat: p.compat(),
+            compat: settings.compat,
             reference_threshold,
-            max_depth: p.max_depth(),
+            max_depth: settings.max_depth,
             enc: raw::enc_indexes(),
         }
     }
@@ -77,12 +106,20 @@ impl<'a> Walker<'a> {
     /// (see out_buf.rs), when the packer holds nothing yet; otherwise an
     /// ordinary one. Long Strings are copied rather than referenced: the
     /// output is one String either way.
-    pub fn new_direct(p: &'a Packer, me: Value, capacity: usize) -> Result<Self, Error> {
-        if !p.buffer_core().is_empty()? {
-            return Walker::new(p, me);
+    pub fn new_direct(
+        output: &'a PackOutput,
+        ext: &'a ExtLookup,
+        settings: WalkSettings,
+        me: Value,
+        capacity: usize,
+    ) -> Result<Self, Error> {
+        if !output.buf.is_empty()? {
+            return Walker::new(output, ext, settings, me);
         }
         Ok(Walker::with_out(
-            p,
+            output,
+            ext,
+            settings,
             me,
             OutBuf::new_string(capacity),
             usize::MAX,
@@ -99,11 +136,11 @@ impl<'a> Walker<'a> {
 
     /// Runs `f` (which may run Ruby code and write to the packer) with the
     /// output handed back to the packer.
-    fn synced<R>(&mut self, f: impl FnOnce(&Packer) -> Result<R, Error>) -> Result<R, Error> {
+    fn synced<R>(&mut self, f: impl FnOnce(&PackOutput) -> Result<R, Error>) -> Result<R, Error> {
         // (A direct String turns into an ordinary packer buffer here.)
-        self.p.give_back_tail(self.out.take_vec())?;
-        let r = f(self.p);
-        self.out = OutBuf::from_vec(self.p.take_tail()?);
+        self.output.give_back_tail(self.out.take_vec())?;
+        let r = f(self.output);
+        self.out = OutBuf::from_vec(self.output.take_tail()?);
         r
     }
 
@@ -174,7 +211,7 @@ impl<'a> Walker<'a> {
             RUBY_T_STRING => {
                 // SAFETY: a live object (or immediate) the caller holds.
                 if unsafe { raw::class_of(v) } != string_class() {
-                    if let Some(hit) = self.p.lookup_ext(obj) {
+                    if let Some(hit) = self.ext.lookup(obj) {
                         return self.write_ext(obj, hit);
                     }
                 }
@@ -186,7 +223,7 @@ impl<'a> Walker<'a> {
             RUBY_T_ARRAY => {
                 // SAFETY: a live object (or immediate) the caller holds.
                 if unsafe { raw::class_of(v) } != array_class() {
-                    if let Some(hit) = self.p.lookup_ext(obj) {
+                    if let Some(hit) = self.ext.lookup(obj) {
                         return self.write_ext(obj, hit);
                     }
                 }
@@ -198,7 +235,7 @@ impl<'a> Walker<'a> {
             RUBY_T_HASH => {
                 // SAFETY: a live object (or immediate) the caller holds.
                 if unsafe { raw::class_of(v) } != hash_class() {
-                    if let Some(hit) = self.p.lookup_ext(obj) {
+                    if let Some(hit) = self.ext.lookup(obj) {
                         return self.write_ext(obj, hit);
                     }
                 }
@@ -226,14 +263,14 @@ impl<'a> Walker<'a> {
     }
 
     /// `obj` through its registered ext packer.
-    fn write_ext(&mut self, obj: Value, hit: crate::pack::packer::ExtHit) -> Result<(), Error> {
+    fn write_ext(&mut self, obj: Value, hit: ExtHit) -> Result<(), Error> {
         let me = self.me;
         self.synced(|p| p.write_registered_ext(me, obj, hit))
     }
 
     /// Ext lookup, then `obj.to_msgpack(packer)`.
     fn write_other(&mut self, obj: Value, _depth: usize) -> Result<(), Error> {
-        if let Some(hit) = self.p.lookup_ext(obj) {
+        if let Some(hit) = self.ext.lookup(obj) {
             return self.write_ext(obj, hit);
         }
         let me = self.me;
@@ -259,15 +296,15 @@ impl<'a> Walker<'a> {
             }
             // msgpack-ruby quirk kept for byte compatibility: with an
             // oversized-integer ext registered, -2**63 goes through the ext.
-            Ok(Err(n)) if !(n == i64::MIN && self.p.has_bigint_ext()) => {
+            Ok(Err(n)) if !(n == i64::MIN && self.ext.has_bigint_ext()) => {
                 encode::write_int(&mut self.out, n);
                 return Ok(());
             }
             Ok(Err(_)) => true,
             Err(negative) => negative,
         };
-        if self.p.has_bigint_ext() {
-            if let Some(hit) = self.p.lookup_ext(i.as_value()) {
+        if self.ext.has_bigint_ext() {
+            if let Some(hit) = self.ext.lookup(i.as_value()) {
                 return self.write_ext(i.as_value(), hit);
             }
         }
@@ -325,8 +362,8 @@ impl<'a> Walker<'a> {
     }
 
     pub fn write_symbol(&mut self, sym: Symbol) -> Result<(), Error> {
-        if self.p.has_symbol_ext() {
-            if let Some(hit) = self.p.lookup_ext(sym.as_value()) {
+        if self.ext.has_symbol_ext() {
+            if let Some(hit) = self.ext.lookup(sym.as_value()) {
                 return self.write_ext(sym.as_value(), hit);
             }
         }
@@ -611,7 +648,7 @@ impl Walker<'_> {
             _ => return false,
         };
         // SAFETY: a live object.
-        klass == core || self.p.lookup_ext(unsafe { Value::from_raw(v) }).is_none()
+        klass == core || self.ext.lookup(unsafe { Value::from_raw(v) }).is_none()
     }
 
     /// Writes the header of the Array or Hash `v` at depth `depth` and
