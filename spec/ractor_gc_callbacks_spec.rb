@@ -227,7 +227,7 @@ RSpec.describe "GC callbacks while other Ractors use msgpack objects", :ractor d
   def run_isolated_ruby_within(seconds, code)
     require "open3"
     env = { "RUBYLIB" => nil, "RUBYOPT" => nil }
-    Open3.popen3(env, RbConfig.ruby, "-I", REPO_LIB, "-e", code, chdir: REPO_ROOT) do |stdin, out, err, wait|
+    Open3.popen3(env, RbConfig.ruby, *SPEC_CHILD_LOAD_ARGS, "-e", code, chdir: REPO_ROOT) do |stdin, out, err, wait|
       stdin.close
       readers = [out, err].map { |io| Thread.new { io.read } }
       hung = wait.join(seconds).nil?

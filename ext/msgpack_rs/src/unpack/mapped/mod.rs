@@ -47,6 +47,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod api;
+mod file;
+
+pub use api::{init, open_path};
+use errors::{mapped_closed as closed_error, mapped_in_use as reentrant, system_call as io_error};
+use file::{drop_pages, map_file, not_regular, page_floor, resident_bytes};
 use std::time::Instant;
 
 /// `each` gives consumed pages back every this many bytes.
@@ -137,104 +144,6 @@ impl Compactable for MappedUnpacker {
             }
         }
     }
-}
-
-fn page_floor(n: usize) -> usize {
-    let page = memory::page_size();
-    n / page * page
-}
-
-/// `madvise(MADV_DONTNEED)` on the whole pages in `[from, to)`.
-fn drop_pages(map: &Mmap, from: usize, to: usize) {
-    let (start, end) = (page_floor(from), page_floor(to.min(map.len())));
-    if end > start {
-        // SAFETY: the mapping is a read-only (PROT_READ, MAP_SHARED) file
-        // mapping: dropping its pages only discards our page-table entries,
-        // and the next access faults the same file bytes back in. No Rust
-        // code can observe a difference. The range lies inside the mapping
-        // and `start` is page-aligned (the mapping starts on a page).
-        let _ =
-            // SAFETY: as explained above: DONTNEED on a read-only file mapping only drops page-table entries.
-            unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
-    }
-}
-
-/// Bytes of the mapping resident in this process: pages present in our
-/// page tables, from /proc/self/pagemap (bit 63 of each entry; readable
-/// without privileges). mincore would report the page cache instead, which
-/// MADV_DONTNEED does not change.
-fn resident_bytes(map: &Mmap) -> usize {
-    use std::os::unix::fs::FileExt;
-    let page = memory::page_size();
-    let len = map.len();
-    if len == 0 {
-        return 0;
-    }
-    let first = map.as_ptr() as usize / page;
-    let pages = len.div_ceil(page);
-    let Ok(pagemap) = File::open("/proc/self/pagemap") else {
-        return 0;
-    };
-    let mut buf = vec![0u8; pages.min(64 * 1024) * 8];
-    let mut resident = 0;
-    let mut done = 0;
-    while done < pages {
-        let n = (pages - done).min(buf.len() / 8);
-        let Some(chunk) = buf.get_mut(..n * 8) else {
-            return 0;
-        };
-        if pagemap
-            .read_exact_at(chunk, ((first + done) * 8) as u64)
-            .is_err()
-        {
-            return 0;
-        }
-        resident += chunk.chunks_exact(8).filter(|e| e[7] & 0x80 != 0).count();
-        done += n;
-    }
-    resident * page
-}
-
-use errors::{mapped_closed as closed_error, mapped_in_use as reentrant, system_call as io_error};
-
-fn describe_type(ft: std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
-    }
-}
-
-fn not_regular(path: &std::path::Path, ft: std::fs::FileType) -> Error {
-    errors::not_regular_file(path, describe_type(ft))
-}
-
-fn map_file(file: &File, len: u64, path: &std::path::Path) -> Result<Option<Mmap>, Error> {
-    if len == 0 {
-        return Ok(None);
-    }
-    if usize::try_from(len).is_err() {
-        return Err(errors::too_large_to_map(path));
-    }
-    // SAFETY: mapping a regular file read-only. Rust's rules assume the
-    // bytes cannot change while borrowed, which another process writing to
-    // the file could violate: the decoder then sees inconsistent bytes, but
-    // it bounds-checks every length against the slice, so the worst case is
-    // a wrong value or a format error. A truncation below the mapped length
-    // makes access to the lost pages raise SIGBUS: see the module docs for
-    // how sizes are re-checked and what is left to the caller.
-    // SAFETY: as explained above: the mapping is read-only and every read is bounds-checked.
-    let map = unsafe { Mmap::map(file) }.map_err(|e| io_error(e, path))?;
-    let _ = map.advise(Advice::Sequential);
-    Ok(Some(map))
 }
 
 /// What decoding at the current position gave.
@@ -601,76 +510,4 @@ impl MappedUnpacker {
     fn allow_unknown_ext_p(&self) -> bool {
         self.opts.allow_unknown_ext
     }
-}
-
-/// Opens `path` (anything `File.path` takes) with `registry`'s ext types,
-/// registered for `compact!`: `MappedUnpacker.open_internal`'s work once
-/// the factory's tables are known (factory/one_shot.rs).
-pub fn open_path(
-    path: Value,
-    options: Value,
-    registry: Arc<UnpackRegistry>,
-    optimized_symbols: bool,
-) -> Result<Obj<MappedUnpacker>, Error> {
-    let ruby = ruby();
-    let path: RString = ruby
-        .class_object()
-        .const_get::<_, RClass>("File")?
-        .funcall("path", (path,))?;
-    // Bytes as they are (no UTF-8 conversion), like File.open; NUL is the
-    // one byte no path may hold.
-    let raw_path = magnus::rb_sys::AsRawValue::as_raw(path);
-    // SAFETY: bytes of a live String, copied at once.
-    let bytes = unsafe { raw::str_bytes(raw_path) }.to_vec();
-    if bytes.contains(&0) {
-        return Err(errors::arg_error("path name contains null byte"));
-    }
-    let path_buf = PathBuf::from(OsStr::from_bytes(&bytes));
-    // SAFETY: a frozen copy of a live String, for `#path`.
-    let path_string = unsafe { raw::freeze(rb_sys::rb_str_new_frozen(raw_path)) };
-    let options = if options.is_nil() {
-        None
-    } else {
-        Some(RHash::try_convert(options)?)
-    };
-    let u = ruby.obj_wrap(MappedUnpacker::open(
-        path_string,
-        path_buf,
-        options,
-        registry,
-        optimized_symbols,
-    )?);
-    memory::track(&*u);
-    Ok(u)
-}
-
-pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
-    let class = module.define_class("MappedUnpacker", ruby.class_object())?;
-    class.undef_default_alloc_func();
-    class.define_method("read", method!(MappedUnpacker::read, 0))?;
-    class.define_method("unpack", method!(MappedUnpacker::read, 0))?;
-    class.define_method("full_unpack", method!(MappedUnpacker::read_whole, 0))?;
-    class.define_method("skip", method!(MappedUnpacker::skip, 0))?;
-    class.define_method("each", method!(MappedUnpacker::each, 0))?;
-    class.define_method("pos", method!(MappedUnpacker::pos, 0))?;
-    class.define_method("seek", method!(MappedUnpacker::seek, 1))?;
-    class.define_method("rewind", method!(MappedUnpacker::rewind, 0))?;
-    class.define_method("size", method!(MappedUnpacker::size, 0))?;
-    class.define_method("eof?", method!(MappedUnpacker::is_eof, 0))?;
-    class.define_method("path", method!(MappedUnpacker::path, 0))?;
-    class.define_method("close", method!(MappedUnpacker::close, 0))?;
-    class.define_method("closed?", method!(MappedUnpacker::is_closed, 0))?;
-    class.define_method("compact!", method!(MappedUnpacker::compact, 0))?;
-    class.define_method("resident_size", method!(MappedUnpacker::resident_size, 0))?;
-    class.define_method(
-        "symbolize_keys?",
-        method!(MappedUnpacker::symbolize_keys_p, 0),
-    )?;
-    class.define_method("freeze?", method!(MappedUnpacker::freeze_p, 0))?;
-    class.define_method(
-        "allow_unknown_ext?",
-        method!(MappedUnpacker::allow_unknown_ext_p, 0),
-    )?;
-    crate::buffer::class::undef_copy(class)?;
-    Ok(())
 }
