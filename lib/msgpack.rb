@@ -44,7 +44,7 @@ module MessagePack
   DefaultFactory = Factory.new unless const_defined?(:DefaultFactory, false)
 
   # pack/dump(obj, io = nil, options = nil) and unpack/load(src, options = nil)
-  # are native module functions (see ext/msgpack_rs/src/fast_path.rs): they
+  # are native module functions (see ext/msgpack_rs/src/factory/one_shot.rs): they
   # behave like DefaultFactory.packer(io, options).write(obj).full_pack and
   # DefaultFactory.unpacker(options).feed_reference(src).full_unpack, without
   # building a Packer/Unpacker per call.

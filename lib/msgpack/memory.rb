@@ -3,7 +3,7 @@
 # Memory: compact! reports, Factory#compact! (its pools and the scratch packer),
 # and mapped-file input. See docs/memory.md.
 #
-# Native parts (ext/msgpack_rs/src/memory.rs, mapped.rs): Buffer#compact!,
+# Native parts (ext/msgpack_rs/src/memory/, unpack/mapped/, factory/pools.rs): Buffer#compact!,
 # Packer#compact!, Unpacker#compact!, MessagePack.compact!, MessagePack::MappedUnpacker.
 
 module MessagePack

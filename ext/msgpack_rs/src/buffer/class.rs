@@ -50,7 +50,7 @@ enum Kind {
 #[magnus(class = "MessagePack::Buffer", mark, compact, size, free_immediately)]
 pub struct Buffer {
     /// First field: leaves the Ractor's compact! registry before anything
-    /// else is dropped (see memory.rs).
+    /// else is dropped (see memory/mod.rs).
     pub(crate) tracker: crate::memory::Tracker,
     /// The Ractor that made it (see `gc_ref::may_read_state`).
     owner: u64,

@@ -74,7 +74,7 @@ fn current_thread() -> rb_sys::VALUE {
 #[magnus(class = "MessagePack::Packer", mark, compact, size, free_immediately)]
 pub struct Packer {
     /// First field: leaves the Ractor's compact! registry before anything
-    /// else is dropped (see memory.rs).
+    /// else is dropped (see memory/mod.rs).
     pub(crate) tracker: crate::memory::Tracker,
     /// The Ractor that made it (see `gc_ref::may_read_state`).
     owner: u64,
