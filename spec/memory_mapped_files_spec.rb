@@ -83,6 +83,14 @@ RSpec.describe "Memory", if: !MSGPACK_SPEC_ORACLE do
       expect(MessagePack.load_file(Pathname.new(single))).to eq(records(3))
     end
 
+    it "ignores read_reference_threshold (every String is copied out of the mapping)" do
+      single = write_file("one.msgpack", MessagePack.pack(records(3)))
+      [-1, "x", true, 2**64].each do |threshold|
+        expect(MessagePack.load_file(single, read_reference_threshold: threshold)).to eq(records(3))
+        expect(MessagePack::Unpacker.open(single, read_reference_threshold: threshold, &:read)).to eq(records(3))
+      end
+    end
+
     it "uses a factory's ext types with Factory#open_file / #load_file" do
       factory = MessagePack::Factory.new
       factory.register_type(1, Symbol)

@@ -18,6 +18,16 @@ RSpec.describe MessagePack::Unpacker do
       expect(MessagePack::Unpacker.new(StringIO.new, nil)).to be_a(MessagePack::Unpacker)
     end
 
+    it "checks the buffer options in msgpack-ruby's order: read_reference_threshold, " \
+       "write_reference_threshold, io_buffer_size" do
+      expect { MessagePack::Unpacker.new(io_buffer_size: :size, read_reference_threshold: "x") }
+        .to raise_error(TypeError, /string/i)
+      expect { MessagePack::Unpacker.new(read_reference_threshold: :rrt, write_reference_threshold: "x") }
+        .to raise_error(TypeError, /symbol/i)
+      expect { MessagePack::Packer.new(io_buffer_size: :size, write_reference_threshold: "x") }
+        .to raise_error(TypeError, /string/i)
+    end
+
     it "raises ArgumentError for a non-Hash second argument" do
       expect { MessagePack::Unpacker.new(StringIO.new, 1) }
         .to raise_error(ArgumentError, "expected Hash but found Integer.")

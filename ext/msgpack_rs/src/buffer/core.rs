@@ -168,9 +168,7 @@ impl BufferCore {
                 WriteMethod::Append
             });
         }
-        if let Some(n) = opt_size(options, "io_buffer_size")? {
-            self.io_buffer_size.set(n.max(IO_BUFFER_SIZE_MIN));
-        }
+        // msgpack-ruby's order (which decides the error when several are bad).
         if let Some(n) = opt_size(options, "read_reference_threshold")? {
             self.read_reference_threshold
                 .set(n.max(READ_REFERENCE_THRESHOLD_MIN));
@@ -178,6 +176,9 @@ impl BufferCore {
         if let Some(n) = opt_size(options, "write_reference_threshold")? {
             self.write_reference_threshold
                 .set(n.max(WRITE_REFERENCE_THRESHOLD_MIN));
+        }
+        if let Some(n) = opt_size(options, "io_buffer_size")? {
+            self.io_buffer_size.set(n.max(IO_BUFFER_SIZE_MIN));
         }
         Ok(())
     }

@@ -130,7 +130,8 @@ fn decode_string(
         opts,
         limits,
         read_reference_threshold: threshold,
-    } = DecodeSettings::parse(options, tables.is_some_and(|t| t.optimized_symbols))?;
+    } = DecodeSettings::parse(options, tables.is_some_and(|t| t.optimized_symbols))?
+        .with_read_reference_threshold(options)?;
     let raw_s = s.as_raw();
     let len = s.len();
     // User code (ext procs) could modify the caller's String while we read

@@ -18,15 +18,15 @@ pub struct DecodeSettings {
 }
 
 impl DecodeSettings {
-    /// `symbolize_keys`, `freeze`, `allow_unknown_ext`, the `max_*` limits
-    /// and `read_reference_threshold` (msgpack-ruby's default and minimum).
-    /// `optimized_symbols` comes from the factory's registrations.
+    /// The `max_*` limits, then `symbolize_keys`, `freeze` and
+    /// `allow_unknown_ext`; `optimized_symbols` comes from the factory's
+    /// registrations. `read_reference_threshold` stays the default: an
+    /// Unpacker's buffer reads it with its other buffer options (after the
+    /// IO, as msgpack-ruby does), a mapped file copies every String anyway
+    /// (and ignores it), and `MessagePack.unpack` asks for it with
+    /// [`DecodeSettings::with_read_reference_threshold`].
     pub fn parse(options: Option<RHash>, optimized_symbols: bool) -> Result<Self, Error> {
         let limits = parse_limits(options)?;
-        let read_reference_threshold = match opt_size(options, "read_reference_threshold")? {
-            Some(n) => n.max(READ_REFERENCE_THRESHOLD_MIN),
-            None => READ_REFERENCE_THRESHOLD_DEFAULT,
-        };
         Ok(DecodeSettings {
             opts: UnpackOptions {
                 symbolize_keys: opt_flag(options, "symbolize_keys"),
@@ -35,8 +35,17 @@ impl DecodeSettings {
                 optimized_symbols,
             },
             limits,
-            read_reference_threshold,
+            read_reference_threshold: READ_REFERENCE_THRESHOLD_DEFAULT,
         })
+    }
+
+    /// Also reads `read_reference_threshold` (msgpack-ruby's minimum
+    /// applies), for a decode straight from a String.
+    pub fn with_read_reference_threshold(mut self, options: Option<RHash>) -> Result<Self, Error> {
+        if let Some(n) = opt_size(options, "read_reference_threshold")? {
+            self.read_reference_threshold = n.max(READ_REFERENCE_THRESHOLD_MIN);
+        }
+        Ok(self)
     }
 }
 
