@@ -26,6 +26,17 @@ impl DecodeSettings {
     /// (and ignores it), and `MessagePack.unpack` asks for it with
     /// [`DecodeSettings::with_read_reference_threshold`].
     pub fn parse(options: Option<RHash>, optimized_symbols: bool) -> Result<Self, Error> {
+        if options.is_none() {
+            // The common `MessagePack.unpack(data)`: no lookups at all.
+            return Ok(DecodeSettings {
+                opts: UnpackOptions {
+                    optimized_symbols,
+                    ..UnpackOptions::default()
+                },
+                limits: Limits::default(),
+                read_reference_threshold: READ_REFERENCE_THRESHOLD_DEFAULT,
+            });
+        }
         let limits = parse_limits(options)?;
         Ok(DecodeSettings {
             opts: UnpackOptions {
@@ -42,6 +53,9 @@ impl DecodeSettings {
     /// Also reads `read_reference_threshold` (msgpack-ruby's minimum
     /// applies), for a decode straight from a String.
     pub fn with_read_reference_threshold(mut self, options: Option<RHash>) -> Result<Self, Error> {
+        if options.is_none() {
+            return Ok(self);
+        }
         if let Some(n) = opt_size(options, "read_reference_threshold")? {
             self.read_reference_threshold = n.max(READ_REFERENCE_THRESHOLD_MIN);
         }
