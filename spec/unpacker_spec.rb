@@ -28,6 +28,14 @@ RSpec.describe MessagePack::Unpacker do
         .to raise_error(TypeError, /string/i)
     end
 
+    it "applies a type registered while an object waits for more bytes to the rest of it" do
+      u = MessagePack::Unpacker.new
+      u.register_type(1) { |_| u.register_type(2) { |_| :two }; :one }
+      u.feed("\x92\xd4\x01\x00".b.freeze)
+      u.feed(("\xd4\x02\x00".b + " " * 4000).freeze)
+      expect(u.read).to eq([:one, :two])
+    end
+
     it "raises ArgumentError for a non-Hash second argument" do
       expect { MessagePack::Unpacker.new(StringIO.new, 1) }
         .to raise_error(ArgumentError, "expected Hash but found Integer.")

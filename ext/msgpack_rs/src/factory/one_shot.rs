@@ -16,7 +16,7 @@ use crate::runtime::local::RactorLocal;
 use crate::runtime::options::{split_io_options, BadOptions};
 use crate::runtime::raw;
 use crate::runtime::ruby;
-use crate::unpack::driver::{self, Build, BytesSource, Got};
+use crate::unpack::driver::{self, Build, BytesSource, Got, Registrations};
 use crate::unpack::mapped::MappedUnpacker;
 use crate::unpack::scratch::with_unpack_scratch;
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
@@ -170,7 +170,7 @@ fn decode_string(
         let build = Build {
             values,
             opts,
-            registry,
+            registry: Registrations::Fixed(registry),
             threshold,
             decoder_bytes,
             busy: errors::unpacker_reentrant,

@@ -121,7 +121,7 @@ pub struct Build<'a> {
     /// Finished values wait here (GC-visible through the owner).
     pub values: &'a ValueStack,
     pub opts: UnpackOptions,
-    pub registry: Option<Arc<UnpackRegistry>>,
+    pub registry: Registrations<'a>,
     /// Strings at least this long may be substrings of a shared source.
     pub threshold: usize,
     /// Where the decoder's heap size is published for `dsize`.
@@ -130,15 +130,32 @@ pub struct Build<'a> {
     pub busy: fn() -> Error,
 }
 
+/// The ext types a decode uses.
+pub enum Registrations<'a> {
+    /// A snapshot (a String's or a mapped file's whole decode).
+    Fixed(Option<Arc<UnpackRegistry>>),
+    /// An Unpacker's own table, read again at every decode step: a type
+    /// registered while a streamed object waits for more bytes (from an ext
+    /// proc, the IO's `readpartial`, another thread) applies to the rest of
+    /// it, as in msgpack-ruby.
+    Live(&'a RefCell<Arc<UnpackRegistry>>),
+}
+
 impl Build<'_> {
-    fn builder(&self, shared: Option<SharedSource>) -> RubyBuilder {
-        RubyBuilder::new(
+    fn builder(&self, shared: Option<SharedSource>) -> Result<RubyBuilder, Error> {
+        let registry = match &self.registry {
+            Registrations::Fixed(r) => r.clone(),
+            Registrations::Live(cell) => {
+                Some(cell.try_borrow().map_err(|_| (self.busy)())?.clone())
+            }
+        };
+        Ok(RubyBuilder::new(
             self.values,
             self.opts,
-            self.registry.clone(),
+            registry,
             shared,
             self.threshold,
-        )
+        ))
     }
 
     fn decoder<'d>(
@@ -176,7 +193,7 @@ pub fn decode(
     loop {
         let r = src.read(|bytes, pos, shared| -> Result<Step<VALUE>, Error> {
             let mut d = build.decoder(dec)?;
-            let mut b = build.builder(shared);
+            let mut b = build.builder(shared)?;
             let r = d.decode(&mut b, bytes, pos);
             build.decoder_bytes.set(d.heap_size());
             Ok(r?)
@@ -206,7 +223,7 @@ pub fn inject(
     base: usize,
 ) -> Result<Option<VALUE>, Error> {
     let mut d = build.decoder(dec)?;
-    let r = d.inject(&mut build.builder(None), v);
+    let r = d.inject(&mut build.builder(None)?, v);
     drop(d);
     r.map_err(|e| {
         build.values.truncate(base);

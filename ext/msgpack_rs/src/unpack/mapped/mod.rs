@@ -32,7 +32,7 @@ use crate::runtime::raw;
 use crate::runtime::ruby;
 use crate::runtime::value_stack::ValueStack;
 use crate::unpack::builder::UnpackOptions;
-use crate::unpack::driver::{self, Build, BytesSource, Decoder, Got};
+use crate::unpack::driver::{self, Build, BytesSource, Decoder, Got, Registrations};
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     method, prelude::*, rb_sys::FromRawValue, typed_data::Obj, value::ReprValue, DataTypeFunctions,
@@ -282,7 +282,7 @@ impl MappedUnpacker {
         let build = Build {
             values: &self.values,
             opts: self.opts,
-            registry: Some(self.registry.clone()),
+            registry: Registrations::Fixed(Some(self.registry.clone())),
             threshold: READ_REFERENCE_THRESHOLD_DEFAULT,
             decoder_bytes: &self.decoder_bytes,
             busy: reentrant,

@@ -17,7 +17,7 @@ use crate::runtime::raw;
 use crate::runtime::ruby;
 use crate::runtime::value_stack::ValueStack;
 use crate::unpack::builder::UnpackOptions;
-use crate::unpack::driver::{self, Build, Decoder, QueueSource, Source};
+use crate::unpack::driver::{self, Build, Decoder, QueueSource, Registrations, Source};
 use crate::unpack::settings::{check_nothing_left, DecodeSettings};
 use magnus::{
     method,
@@ -276,7 +276,7 @@ impl Unpacker {
         Ok(Build {
             values: &self.values,
             opts: self.opts.get(),
-            registry: Some(self.registry.try_borrow().map_err(|_| reentrant())?.clone()),
+            registry: Registrations::Live(&self.registry),
             threshold: self.buf.read_reference_threshold(),
             decoder_bytes: &self.decoder_bytes,
             busy: reentrant,
