@@ -341,7 +341,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<RClass, Error> {
     class.define_method("flush", method!(Buffer::flush, 0))?;
     class.define_method("close", method!(Buffer::close, 0))?;
     class.define_method("write_to", method!(Buffer::write_to, 1))?;
-    class.define_method("compact!", method!(Buffer::compact, 0))?;
+    class.define_method(
+        "compact!",
+        method!(<Buffer as crate::memory::Compactable>::compact_report, 0),
+    )?;
     undef_copy(class)?;
     Ok(class)
 }
@@ -365,12 +368,5 @@ impl crate::memory::Compactable for Buffer {
     }
     fn release(&self) {
         let _ = self.compact_memory();
-    }
-}
-
-impl Buffer {
-    /// `compact!`: a report for this buffer alone.
-    fn compact(&self) -> Result<Value, Error> {
-        crate::memory::compact_one(self)
     }
 }

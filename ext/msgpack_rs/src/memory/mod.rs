@@ -162,6 +162,14 @@ pub trait Compactable {
     fn held_bytes(&self) -> usize;
     /// Gives back slack; never touches unread data.
     fn release(&self);
+
+    /// `compact!` of this instance alone: its report.
+    fn compact_report(&self) -> Result<Value, Error>
+    where
+        Self: Sized,
+    {
+        compact_one(self)
+    }
 }
 
 /// # Safety

@@ -259,7 +259,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Packer::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(Packer::compact, 0))?;
+    class.define_method(
+        "compact!",
+        method!(<Packer as crate::memory::Compactable>::compact_report, 0),
+    )?;
     undef_copy(class)?;
     Ok(())
 }

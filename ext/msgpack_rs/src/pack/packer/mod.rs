@@ -465,10 +465,3 @@ impl crate::memory::Compactable for Packer {
         self.compact_memory();
     }
 }
-
-impl Packer {
-    /// `compact!`: a report for this instance alone.
-    fn compact(&self) -> Result<Value, Error> {
-        crate::memory::compact_one(self)
-    }
-}

@@ -163,7 +163,10 @@ pub fn init(ruby: &Ruby, module: RModule) -> Result<(), Error> {
         "register_type_internal",
         method!(Unpacker::register_type_internal, 3),
     )?;
-    class.define_method("compact!", method!(Unpacker::compact, 0))?;
+    class.define_method(
+        "compact!",
+        method!(<Unpacker as crate::memory::Compactable>::compact_report, 0),
+    )?;
     undef_copy(class)?;
     Ok(())
 }

@@ -474,10 +474,3 @@ impl crate::memory::Compactable for Unpacker {
         self.compact_memory();
     }
 }
-
-impl Unpacker {
-    /// `compact!`: a report for this instance alone.
-    fn compact(&self) -> Result<Value, Error> {
-        crate::memory::compact_one(self)
-    }
-}
